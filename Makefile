@@ -1,0 +1,53 @@
+# Atalaia: `make up` runs the stack, `make test` proves it. `make help` lists the rest.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# The tool cache (built upstream binaries) lives outside the repo; see tools/upstream.py.
+TOOLS_CACHE := $(or $(ATALAIA_TOOLS_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/atalaia/tools)
+COMPOSE_VERSION := $(shell sed -n 's/^COMPOSE_VERSION=//p' versions.env)
+# The docker compose CLI: Docker's plugin when present, else the one `make tools` builds.
+COMPOSE_CLI := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "$(TOOLS_CACHE)/compose-$(COMPOSE_VERSION)/bin/docker-compose")
+COMPOSE := $(COMPOSE_CLI) --env-file versions.env --env-file .env
+
+.PHONY: help venv tools test test-unit test-config test-e2e lint fmt bench
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	@echo "==> Python environment in $(VENV)"
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --disable-pip-version-check -q --upgrade pip
+	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar on -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed ## create the Python virtualenv with the library, demo fleet and dev tools
+
+tools: venv ## build the pinned upstream servers from their Go modules into the tool cache
+	$(PY) -m tools.build
+
+lint: venv ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: venv ## format the Python code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: tools lint ## everything CI runs: tools, lint, unit + config + e2e tests
+	$(PY) -m pytest
+
+test-unit: venv ## only the fast unit tests
+	$(PY) -m pytest -m unit
+
+test-config: tools ## only config validation with the upstream binaries
+	$(PY) -m pytest -m config
+
+test-e2e: tools ## only the end-to-end tests against the native stack
+	$(PY) -m pytest -m e2e

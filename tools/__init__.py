@@ -1,0 +1,1 @@
+"""Build-time helpers: pinning and building the upstream servers Atalaia is tested against."""

@@ -1,0 +1,150 @@
+"""`make tools`: build every pinned upstream server from its Go module into the tool cache.
+
+Idempotent: a component whose binaries exist and whose inputs (wrapper go.mod/go.sum, or the
+collector manifest) are unchanged is skipped. Builds go to a temporary directory that is
+renamed into place only on success, so an interrupted build never leaves a half-built tool.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import tools.upstream as up
+
+STAMP = ".inputs"
+
+
+def log(msg: str) -> None:
+    print(f"[tools] {msg}", flush=True)
+
+
+def go_env() -> dict[str, str]:
+    # GOTOOLCHAIN=auto: a component that needs a newer Go gets it from the module proxy.
+    return {**os.environ, "GOTOOLCHAIN": "auto", "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
+
+
+def run(label: str, cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+    """Run a build step, printing a progress line every 30 s; fail loudly with its output."""
+    start = time.monotonic()
+    with open(cwd / "build.log", "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                proc.wait(timeout=30)
+                break
+            except subprocess.TimeoutExpired:
+                log(f"  {label}: still building ({time.monotonic() - start:.0f}s)")
+    if proc.returncode != 0:
+        tail = (cwd / "build.log").read_text(errors="replace").splitlines()[-40:]
+        raise SystemExit(
+            f"[tools] FAILED to build {label} (exit {proc.returncode}): {' '.join(cmd)}\n"
+            + "\n".join(tail)
+        )
+
+
+def is_current(c: up.Component) -> bool:
+    stamp = c.dir / STAMP
+    return (
+        stamp.exists()
+        and stamp.read_text().strip() == c.inputs_digest()
+        and all(c.binary(b).exists() for b in c.binaries)
+    )
+
+
+UI_STUB = (
+    "<!doctype html><title>{name}</title><p>{name} {version} was built by Atalaia from its Go module"
+    " without its web UI. The HTTP API works; the container image has the UI.</p>\n"
+)
+
+
+def stub_ui_module(c: up.Component, work: Path, env: dict[str, str]) -> list[str]:
+    """Build against a copy of the module whose UI directories hold a stub page.
+
+    Returns the extra `go build` flags: an alternate go.mod (in the work dir) that replaces the
+    module with that copy. The committed wrapper go.mod/go.sum are not touched.
+    """
+    proc = subprocess.run(["go", "mod", "download", "-json", f"{c.module}@{c.module_version}"],
+                          cwd=c.wrapper, env=env, capture_output=True, text=True, check=True)
+    src = work / "src"
+    shutil.copytree(json.loads(proc.stdout)["Dir"], src)
+    for d in c.ui_stubs:
+        (src / d).chmod(0o755) if (src / d).exists() else (src / d).mkdir(parents=True)
+        (src / d / "index.html").write_text(UI_STUB.format(name=c.name, version=c.version))
+    for f in ("go.mod", "go.sum"):
+        shutil.copy(c.wrapper / f, work / f)
+    subprocess.run(["go", "mod", "edit", f"-replace={c.module}={src}", str(work / "go.mod")],
+                   env=env, check=True)
+    return [f"-modfile={work / 'go.mod'}"]
+
+
+def build_go_component(c: up.Component, work: Path) -> None:
+    env = go_env()
+    flags = ["-trimpath", "-ldflags", " ".join(["-s", "-w", *c.ldflags])]
+    if c.tags:
+        flags += ["-tags", c.tags]
+    if c.ui_stubs:
+        flags += stub_ui_module(c, work, env)
+    for binary, pkg in c.binaries.items():
+        run(f"{c.name}/{binary}", ["go", "build", "-C", str(c.wrapper), *flags,
+                                   "-o", str(work / "bin" / binary), pkg], work, env)
+
+
+def build_collector(c: up.Component, work: Path) -> None:
+    env = go_env()
+    env["GOBIN"] = str(work / "bin")
+    env["GOFLAGS"] = ""  # ocb manages the generated module's go.mod itself
+    run("otelcol/ocb", ["go", "install", f"{c.module}@{c.module_version}"], work, env)
+    (work / "bin" / "builder").rename(work / "bin" / "ocb")
+    shutil.copy(up.COLLECTOR_MANIFEST, work / "manifest.yaml")
+    ldflags = "-s -w"
+    run("otelcol/otelcol-atalaia",
+        [str(work / "bin" / "ocb"), "--config", "manifest.yaml", f"--ldflags={ldflags}"], work, env)
+    (work / "build" / "otelcol-atalaia").rename(work / "bin" / "otelcol-atalaia")
+    shutil.rmtree(work / "build")  # generated sources; the binary is all we keep
+
+
+def build(c: up.Component) -> None:
+    work = c.dir.with_name(c.dir.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "bin").mkdir(parents=True)
+    (build_collector if c.name == "otelcol" else build_go_component)(c, work)
+    shutil.rmtree(work / "src", ignore_errors=True)
+    (work / STAMP).write_text(c.inputs_digest() + "\n")
+    shutil.rmtree(c.dir, ignore_errors=True)
+    work.rename(c.dir)
+
+
+def main(argv: list[str]) -> None:
+    comps = up.components()
+    names = argv or list(comps)
+    unknown = [n for n in names if n not in comps]
+    if unknown:
+        raise SystemExit(f"[tools] unknown component(s) {unknown}; known: {', '.join(comps)}")
+    if shutil.which("go") is None:
+        raise SystemExit("[tools] Go is required to build the upstream servers: install Go >= 1.24")
+    root = up.cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time per cache
+        todo = [comps[n] for n in names if not is_current(comps[n])]
+        for n in names:
+            if comps[n] not in todo:
+                log(f"{n} {comps[n].version}: cached in {comps[n].dir}")
+        for i, c in enumerate(todo, 1):
+            start = time.monotonic()
+            log(f"[{i}/{len(todo)}] building {c.name} {c.version} ({c.module}@{c.module_version})")
+            build(c)
+            log(f"[{i}/{len(todo)}] {c.name} {c.version} built in {time.monotonic() - start:.0f}s")
+    if todo:
+        log(f"done; tool cache: {root}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
