@@ -1,0 +1,43 @@
+"""Shared fixtures. Tests are grouped by directory: tests/unit, tests/config, tests/e2e get the
+`unit`, `config` and `e2e` markers automatically, so `pytest -m unit` runs one group."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tools.upstream import REPO, Component, components
+
+GROUPS = ("unit", "config", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.path)).relative_to(REPO / "tests").parts
+        if parts and parts[0] in GROUPS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture(scope="session")
+def upstream() -> dict[str, Component]:
+    return components()
+
+
+@pytest.fixture(scope="session")
+def tool(upstream: dict[str, Component]):
+    """tool("prometheus", "promtool") -> path of the built binary; fails (never skips) if absent."""
+
+    def find(component: str, binary: str | None = None) -> Path:
+        path = upstream[component].binary(binary)
+        if not path.exists():
+            pytest.fail(f"{path} is missing: run `make tools` first")
+        return path
+
+    return find
+
+
+def run(cmd: list[str | Path], **kw) -> subprocess.CompletedProcess[str]:
+    """Run a command, returning its result; the caller asserts on returncode with the output."""
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=120, **kw)
