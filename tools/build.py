@@ -59,8 +59,8 @@ def is_current(c: up.Component) -> bool:
 
 
 UI_STUB = (
-    "<!doctype html><title>{name}</title><p>{name} {version} was built by Atalaia from its Go module"
-    " without its web UI. The HTTP API works; the container image has the UI.</p>\n"
+    "<!doctype html><title>{name}</title><p>{name} {version} was built by Atalaia from its Go"
+    " module without its web UI. The HTTP API works; the container image has the UI.</p>\n"
 )
 
 
@@ -70,8 +70,14 @@ def stub_ui_module(c: up.Component, work: Path, env: dict[str, str]) -> list[str
     Returns the extra `go build` flags: an alternate go.mod (in the work dir) that replaces the
     module with that copy. The committed wrapper go.mod/go.sum are not touched.
     """
-    proc = subprocess.run(["go", "mod", "download", "-json", f"{c.module}@{c.module_version}"],
-                          cwd=c.wrapper, env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", f"{c.module}@{c.module_version}"],
+        cwd=c.wrapper,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     src = work / "src"
     shutil.copytree(json.loads(proc.stdout)["Dir"], src)
     for d in c.ui_stubs:
@@ -79,8 +85,11 @@ def stub_ui_module(c: up.Component, work: Path, env: dict[str, str]) -> list[str
         (src / d / "index.html").write_text(UI_STUB.format(name=c.name, version=c.version))
     for f in ("go.mod", "go.sum"):
         shutil.copy(c.wrapper / f, work / f)
-    subprocess.run(["go", "mod", "edit", f"-replace={c.module}={src}", str(work / "go.mod")],
-                   env=env, check=True)
+    subprocess.run(
+        ["go", "mod", "edit", f"-replace={c.module}={src}", str(work / "go.mod")],
+        env=env,
+        check=True,
+    )
     return [f"-modfile={work / 'go.mod'}"]
 
 
@@ -92,8 +101,12 @@ def build_go_component(c: up.Component, work: Path) -> None:
     if c.ui_stubs:
         flags += stub_ui_module(c, work, env)
     for binary, pkg in c.binaries.items():
-        run(f"{c.name}/{binary}", ["go", "build", "-C", str(c.wrapper), *flags,
-                                   "-o", str(work / "bin" / binary), pkg], work, env)
+        run(
+            f"{c.name}/{binary}",
+            ["go", "build", "-C", str(c.wrapper), *flags, "-o", str(work / "bin" / binary), pkg],
+            work,
+            env,
+        )
 
 
 def build_collector(c: up.Component, work: Path) -> None:
@@ -104,8 +117,12 @@ def build_collector(c: up.Component, work: Path) -> None:
     (work / "bin" / "builder").rename(work / "bin" / "ocb")
     shutil.copy(up.COLLECTOR_MANIFEST, work / "manifest.yaml")
     ldflags = "-s -w"
-    run("otelcol/otelcol-atalaia",
-        [str(work / "bin" / "ocb"), "--config", "manifest.yaml", f"--ldflags={ldflags}"], work, env)
+    run(
+        "otelcol/otelcol-atalaia",
+        [str(work / "bin" / "ocb"), "--config", "manifest.yaml", f"--ldflags={ldflags}"],
+        work,
+        env,
+    )
     (work / "build" / "otelcol-atalaia").rename(work / "bin" / "otelcol-atalaia")
     shutil.rmtree(work / "build")  # generated sources; the binary is all we keep
 

@@ -41,7 +41,11 @@ def cache_root() -> Path:
 
 def _prometheus_ldflags(version: str) -> list[str]:
     pkg = "github.com/prometheus/common/version"
-    return [f"-X {pkg}.Version={version}", f"-X {pkg}.Branch=release", f"-X {pkg}.BuildUser=atalaia"]
+    return [
+        f"-X {pkg}.Version={version}",
+        f"-X {pkg}.Branch=release",
+        f"-X {pkg}.BuildUser=atalaia",
+    ]
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,20 @@ def components(pins: dict[str, str] | None = None) -> dict[str, Component]:
 
     mod, ver = _split(p["PROMETHEUS_MODULE"])
     out["prometheus"] = Component(
-        "prometheus", p["PROMETHEUS_VERSION"], mod, ver,
+        "prometheus",
+        p["PROMETHEUS_VERSION"],
+        mod,
+        ver,
         {"prometheus": f"{mod}/cmd/prometheus", "promtool": f"{mod}/cmd/promtool"},
         {"prometheus": ["--version"], "promtool": ["--version"]},
         _prometheus_ldflags(p["PROMETHEUS_VERSION"]),
     )
     mod, ver = _split(p["ALERTMANAGER_MODULE"])
     out["alertmanager"] = Component(
-        "alertmanager", p["ALERTMANAGER_VERSION"], mod, ver,
+        "alertmanager",
+        p["ALERTMANAGER_VERSION"],
+        mod,
+        ver,
         {"alertmanager": f"{mod}/cmd/alertmanager", "amtool": f"{mod}/cmd/amtool"},
         {"alertmanager": ["--version"], "amtool": ["--version"]},
         _prometheus_ldflags(p["ALERTMANAGER_VERSION"]),
@@ -111,22 +121,37 @@ def components(pins: dict[str, str] | None = None) -> dict[str, Component]:
     )
     mod, ver = _split(p["LOKI_MODULE"])
     out["loki"] = Component(
-        "loki", p["LOKI_VERSION"], mod, ver,
+        "loki",
+        p["LOKI_VERSION"],
+        mod,
+        ver,
         {"loki": f"{mod}/cmd/loki"},
         {"loki": ["-version"]},
-        [f"-X {mod}/pkg/util/build.{k}={v}" for k, v in
-         (("Version", p["LOKI_VERSION"]), ("Branch", "release"), ("BuildUser", "atalaia"))],
+        [
+            f"-X {mod}/pkg/util/build.{k}={v}"
+            for k, v in (
+                ("Version", p["LOKI_VERSION"]),
+                ("Branch", "release"),
+                ("BuildUser", "atalaia"),
+            )
+        ],
     )
     mod, ver = _split(p["TEMPO_MODULE"])
     out["tempo"] = Component(
-        "tempo", p["TEMPO_VERSION"], mod, ver,
+        "tempo",
+        p["TEMPO_VERSION"],
+        mod,
+        ver,
         {"tempo": f"{mod}/cmd/tempo"},
         {"tempo": ["-version"]},
         [f"-X main.Version={p['TEMPO_VERSION']}", "-X main.Branch=release"],
     )
     mod, ver = _split(p["COMPOSE_MODULE"])
     out["compose"] = Component(
-        "compose", p["COMPOSE_VERSION"], mod, ver,
+        "compose",
+        p["COMPOSE_VERSION"],
+        mod,
+        ver,
         {"docker-compose": f"{mod}/cmd"},
         {"docker-compose": ["version"]},
         [f"-X {mod}/internal.Version=v{p['COMPOSE_VERSION']}"],
@@ -134,7 +159,10 @@ def components(pins: dict[str, str] | None = None) -> dict[str, Component]:
     )
     mod, ver = _split(p["OTELCOL_BUILDER_MODULE"])
     out["otelcol"] = Component(
-        "otelcol", p["OTELCOL_VERSION"], mod, ver,
+        "otelcol",
+        p["OTELCOL_VERSION"],
+        mod,
+        ver,
         {"otelcol-atalaia": "(built by the OpenTelemetry Collector Builder)", "ocb": mod},
         {"otelcol-atalaia": ["--version"], "ocb": ["version"]},
     )

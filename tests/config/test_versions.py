@@ -1,0 +1,111 @@
+"""versions.env is the one place upstream versions live: everything else must agree with it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+import yaml
+
+from tests.conftest import run
+from tools.upstream import COLLECTOR_MANIFEST, REPO, Component, read_versions
+
+PINS = read_versions()
+IMAGES = {k.removesuffix("_IMAGE"): v for k, v in PINS.items() if k.endswith("_IMAGE")}
+
+
+def release_of_module_version(c: Component) -> str | None:
+    """The release a Go module version corresponds to, where the mapping is mechanical."""
+    v = c.module_version.removeprefix("v")
+    if c.name == "prometheus":  # Prometheus 3.x.y is published as module v0.3xx.y
+        _, minor, patch = v.split(".")
+        return f"{int(minor) // 100}.{int(minor) % 100}.{patch}"
+    if c.name == "tempo":  # pseudo-version of the release commit; checked via the binary instead
+        return None
+    return v
+
+
+@pytest.mark.parametrize(
+    "name", ["prometheus", "alertmanager", "loki", "tempo", "compose", "otelcol"]
+)
+def test_module_version_is_the_pinned_release(upstream: dict[str, Component], name: str) -> None:
+    c = upstream[name]
+    if name == "otelcol":
+        assert c.module_version == f"v{PINS['OTELCOL_CORE_VERSION']}"
+        return
+    expected = release_of_module_version(c)
+    if expected is not None:
+        assert expected == c.version, (
+            f"{name}: module {c.module_version} is not release {c.version}"
+        )
+
+
+@pytest.mark.parametrize("key", sorted(IMAGES))
+def test_image_tag_matches_version(key: str) -> None:
+    if key == "PYTHON":
+        return
+    tag = IMAGES[key].rsplit(":", 1)[1].removeprefix("v")
+    assert tag == PINS[f"{key}_VERSION"], f"{key}_IMAGE {IMAGES[key]} vs {key}_VERSION"
+
+
+@pytest.mark.parametrize("name", ["prometheus", "alertmanager", "loki", "tempo", "compose"])
+def test_wrapper_gomod_requires_the_pinned_module(
+    upstream: dict[str, Component], name: str
+) -> None:
+    c = upstream[name]
+    mod = json.loads(subprocess.check_output(["go", "mod", "edit", "-json"], cwd=c.wrapper))
+    required = {r["Path"]: r["Version"] for r in mod["Require"]}
+    assert required.get(c.module) == c.module_version, (
+        f"tools/go/{name}/go.mod is stale: run `python -m tools.pin {name}`"
+    )
+    assert sorted(t["Path"] for t in mod.get("Tool") or []) == sorted(c.binaries.values())
+
+
+def test_collector_manifest_matches_versions() -> None:
+    manifest = yaml.safe_load(COLLECTOR_MANIFEST.read_text())
+    assert manifest["dist"]["version"] == PINS["OTELCOL_VERSION"]
+    bad = []
+    for kind in ("receivers", "processors", "exporters", "extensions", "connectors"):
+        for entry in manifest.get(kind) or []:
+            module, version = entry["gomod"].split()
+            want = (
+                PINS["OTELCOL_VERSION"]
+                if "collector-contrib" in module
+                else PINS["OTELCOL_CORE_VERSION"]
+            )
+            if version != f"v{want}":
+                bad.append(entry["gomod"])
+    assert not bad, f"builder manifest entries not at the pinned versions: {bad}"
+
+
+def test_compose_images_come_from_versions_env(tool) -> None:
+    """`docker compose config` resolves every image to exactly a pinned *_IMAGE value."""
+    cmd = [
+        tool("compose", "docker-compose"),
+        "--project-directory",
+        REPO,
+        "--env-file",
+        REPO / "versions.env",
+        "--env-file",
+        REPO / ".env.example",
+        "-f",
+        REPO / "compose.yaml",
+        "config",
+        "--format",
+        "json",
+    ]
+    result = run(cmd)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    pinned = set(IMAGES.values())
+    unpinned = {
+        s: svc["image"]
+        for s, svc in services.items()
+        if "image" in svc and svc["image"] not in pinned
+    }
+    assert not unpinned, f"images not taken from versions.env: {unpinned}"
+    raw = (REPO / "compose.yaml").read_text()
+    literal = re.findall(r"^\s*image:\s*(?!\$\{)(\S+)", raw, re.M)
+    assert not literal, f"compose.yaml hard-codes images instead of using versions.env: {literal}"
