@@ -140,13 +140,25 @@ def _exporter(signal: Signal, kind: str) -> Any | None:
         return None
 
 
+def _batch(cls: Callable[..., Any], exporter: Any, variables: str) -> Any:
+    """A batching processor with the queue settings of the environment, or the SDK's defaults
+    when those are inconsistent (the SDK raises on, e.g., a batch larger than the queue)."""
+    try:
+        return cls(exporter)
+    except ValueError as exc:
+        _log.error("invalid %s settings (%s); using the defaults", variables, exc)
+        return cls(
+            exporter, max_queue_size=2048, schedule_delay_millis=5000, max_export_batch_size=512
+        )
+
+
 def from_environment() -> Pipelines:
     """Batching processors and periodic readers for every exporter the environment asks for."""
     pipes = Pipelines()
     for kind in _kinds("traces"):
         if exporter := _exporter("traces", kind):
             pipes.exporters.append(exporter)
-            pipes.span_processors.append(BatchSpanProcessor(exporter))
+            pipes.span_processors.append(_batch(BatchSpanProcessor, exporter, "OTEL_BSP_*"))
     interval = None if _env("OTEL_METRIC_EXPORT_INTERVAL") else DEFAULT_METRIC_INTERVAL_MS
     for kind in _kinds("metrics"):
         if exporter := _exporter("metrics", kind):
@@ -157,5 +169,5 @@ def from_environment() -> Pipelines:
     for kind in _kinds("logs"):
         if exporter := _exporter("logs", kind):
             pipes.exporters.append(exporter)
-            pipes.log_processors.append(BatchLogRecordProcessor(exporter))
+            pipes.log_processors.append(_batch(BatchLogRecordProcessor, exporter, "OTEL_BLRP_*"))
     return pipes

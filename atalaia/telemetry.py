@@ -75,12 +75,16 @@ class _Guard:
         return True
 
 
-def _bounded(fn: Callable[[], object], timeout_s: float) -> bool:
-    """Run `fn` on a daemon thread; True if it finished within `timeout_s`."""
-    worker = threading.Thread(target=fn, name="atalaia-flush", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    return not worker.is_alive()
+def _bounded(fns: list[Callable[[], object]], timeout_s: float) -> bool:
+    """Run each of `fns` on its own daemon thread (traces, logs and metrics flush in parallel);
+    True if all finished within `timeout_s`."""
+    workers = [threading.Thread(target=fn, name="atalaia-flush", daemon=True) for fn in fns]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + timeout_s
+    for worker in workers:
+        worker.join(max(deadline - time.monotonic(), 0))
+    return not any(worker.is_alive() for worker in workers)
 
 
 class Telemetry:
@@ -234,24 +238,24 @@ class Telemetry:
         else:
             _log.debug("atalaia: %s failed again: %r", what, exc)
 
-    def closed(self, value: Any, allowed: tuple[str, ...], attribute: str) -> str:
-        """`value` if it is one of `allowed`, else "other" (one warning per value)."""
+    def closed(
+        self, value: Any, allowed: tuple[str, ...], attribute: str, fallback: str = names.OTHER
+    ) -> str:
+        """`value` if it is one of `allowed`, else `fallback` (one warning per value), so a typo
+        or an exception message can never become a new metric label value."""
         text = str(value)
         if text in allowed:
             return text
         key = f"{attribute}={text}"
         with self._lock:
             first = key not in self._reported and len(self._reported) < 1000
-            self._reported.add(key) if first else None
+            if first:
+                self._reported.add(key)
         if first:
             _log.warning(
-                "atalaia: %s=%r is not one of %s; recorded as %r",
-                attribute,
-                text,
-                allowed,
-                names.OTHER,
+                "atalaia: %s=%r is not one of %s; using %r", attribute, text, allowed, fallback
             )
-        return names.OTHER
+        return fallback
 
     def _attrs(self, agent: str | None, attrs: dict[str, Any]) -> dict[str, Any]:
         if agent is None:
@@ -350,19 +354,24 @@ class Telemetry:
                 self.instruments.db_connections.add(delta, attrs)
 
     # --- lifecycle --------------------------------------------------------------------------
+    def _providers(self) -> list[Any]:
+        return [self.tracer_provider, self.logger_provider, self.meter_provider]
+
     def force_flush(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
-        """Export what is buffered now; True if it finished within `timeout_s` (it runs on a
-        helper thread, so a collector that does not answer cannot hold the caller longer)."""
+        """Export what is buffered now; True if it finished within `timeout_s` (it runs on
+        helper threads, so a collector that does not answer cannot hold the caller longer)."""
         if self._shutdown or not self._owns_providers:
             return False
         millis = int(timeout_s * 1000)
 
-        def flush() -> None:
-            for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+        def flusher(provider: Any) -> Callable[[], None]:
+            def flush() -> None:
                 with self.guard("force_flush"):
-                    provider.force_flush(millis)  # type: ignore[attr-defined]
+                    provider.force_flush(millis)
 
-        return _bounded(flush, timeout_s)
+            return flush
+
+        return _bounded([flusher(p) for p in self._providers()], timeout_s)
 
     def shutdown(self, timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S) -> bool:
         """Flush and stop every pipeline; returns within about `timeout_s` even when the
@@ -380,15 +389,17 @@ class Telemetry:
             return True
         millis = int(timeout_s * 1000)
 
-        def stop() -> None:
-            for provider in (self.tracer_provider, self.logger_provider, self.meter_provider):
+        def stopper(provider: Any) -> Callable[[], None]:
+            def stop() -> None:
                 with self.guard("shutdown"):
                     if isinstance(provider, MeterProvider):
                         provider.shutdown(timeout_millis=millis)
                     else:
-                        provider.shutdown()  # type: ignore[attr-defined]
+                        provider.shutdown()
 
-        if _bounded(stop, timeout_s):
+            return stop
+
+        if _bounded([stopper(p) for p in self._providers()], timeout_s):
             return True
         # Still exporting (collector unreachable, retries backing off): shutting the exporters
         # down makes their retry loops give up, so the pipelines finish without the data.

@@ -149,7 +149,10 @@ class TaskHandle(_Handle):
 
     @outcome.setter
     def outcome(self, value: str) -> None:
-        self._outcome = self._telemetry.closed(value, names.TASK_OUTCOMES, names.TASK_OUTCOME)
+        """success | failure | timeout; anything else is logged and ignored."""
+        self._outcome = self._telemetry.closed(
+            value, names.TASK_OUTCOMES, names.TASK_OUTCOME, fallback=self.outcome
+        )
 
     def set_error(self, error_type: str) -> None:
         super().set_error(error_type)
