@@ -25,6 +25,7 @@ STATUSES = ("success", "failure")
 PRIORITIES = ("high", "normal", "low")
 FAILURE_REASONS = ("timeout", "llm_error", "budget", "agent_down", "fallback_exhausted")
 TIMEOUT_REASONS = ("chunk", "task")
+RETRY_REASONS = ("timeout", "agent_down", "llm_error", "rate_limit")
 RESTART_REASONS = ("heartbeat_missed", "crashed")
 
 TASK_BUCKETS = (1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
@@ -166,6 +167,8 @@ class OrchestratorMetrics:
         self.chunk_duration.labels(agent)
         for reason in TIMEOUT_REASONS:
             self.timeouts.labels(agent, reason)
+        for reason in RETRY_REASONS:
+            self.retries.labels(agent, reason)
         for reason in RESTART_REASONS:
             self.agent_restarts.labels(agent, reason)
         for department in departments:
@@ -252,7 +255,14 @@ class OrchestratorMetrics:
         self._guard("dispatched", lambda: self.dispatches.labels(self._agent(agent)).inc())
 
     def retried(self, agent: str, reason: str) -> None:
-        self._guard("retried", lambda: self.retries.labels(self._agent(agent), str(reason)).inc())
+        """A task or chunk was dispatched again (reason: timeout, agent_down, llm_error,
+        rate_limit)."""
+
+        def do() -> None:
+            why = self._closed(reason, RETRY_REASONS, "reason")
+            self.retries.labels(self._agent(agent), why).inc()
+
+        self._guard("retried", do)
 
     def timed_out(self, agent: str, reason: str) -> None:
         """A dispatch timed out (reason: chunk | task)."""
