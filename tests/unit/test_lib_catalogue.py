@@ -11,7 +11,7 @@ from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from atalaia import names
+from atalaia import names, orchestrator_metrics
 from atalaia.orchestrator_metrics import OrchestratorMetrics
 from atalaia.testing import in_memory
 
@@ -93,6 +93,8 @@ def test_catalogued_buckets_are_the_ones_used() -> None:
         names.TOKEN_USAGE_BUCKETS,
         names.OPERATION_DURATION_BUCKETS,
         names.TASK_DURATION_BUCKETS,
+        orchestrator_metrics.TASK_BUCKETS,
+        orchestrator_metrics.STEP_BUCKETS,
     ):
         listed = ", ".join(str(int(b)) if b == int(b) else str(b) for b in buckets)
         assert f"[{listed}]" in text
