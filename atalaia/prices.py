@@ -75,6 +75,7 @@ class PriceTable:
                 self._index[_normalise(name)] = price
         # Longest names first, so "gpt-4o-mini-2024-07-18" finds gpt-4o-mini before gpt-4o.
         self._by_length = sorted(self._index, key=len, reverse=True)
+        self._resolved: dict[str, ModelPrice | None] = {}
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -108,13 +109,18 @@ class PriceTable:
     def lookup(self, model: str) -> ModelPrice | None:
         """The price of ``model``: exact id or alias, else the longest family name that the id
         starts with followed by a separator (``-``, ``:``, ``@``); None if unknown."""
+        if model in self._resolved:  # every LLM call looks its model up: remember answers
+            return self._resolved[model]
         name = _normalise(model)
-        if name in self._index:
-            return self._index[name]
-        for known in self._by_length:
-            if name.startswith(known) and name[len(known)] in _SEPARATORS:
-                return self._index[known]
-        return None
+        found = self._index.get(name)
+        if found is None:
+            for known in self._by_length:
+                if name.startswith(known) and name[len(known)] in _SEPARATORS:
+                    found = self._index[known]
+                    break
+        if len(self._resolved) < 4096:  # bounded, whatever ids callers invent
+            self._resolved[model] = found
+        return found
 
     def cost(
         self, model: str, input_tokens: int, output_tokens: int, cached_tokens: int = 0
