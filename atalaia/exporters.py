@@ -9,7 +9,7 @@ Per signal (traces, metrics, logs):
   ``OTEL_EXPORTER_OTLP_{SIGNAL_}{ENDPOINT,HEADERS,...}`` themselves.
 
 Everything is batched on SDK background threads into bounded queues (``OTEL_BSP_*`` /
-``OTEL_BLRP_*``; 2048 items by default) that drop the newest items when full, so a collector that is
+``OTEL_BLRP_*``; 2048 items by default) that drop the oldest items when full, so a collector that is
 down costs the agent memory bounded by the queue size and never a blocked call.
 """
 
