@@ -15,7 +15,16 @@ from opentelemetry import propagate
 
 from atalaia.prices import ModelPrice, PriceFileError, PriceTable
 from atalaia.telemetry import Telemetry, current, instrument
-from atalaia.tracking import LLMCallHandle, TaskHandle, ToolHandle, Tracked, current_task
+from atalaia.tracking import (
+    LLMCallHandle,
+    LLMCallScope,
+    TaskHandle,
+    TaskScope,
+    ToolHandle,
+    ToolScope,
+    Tracked,
+    current_task,
+)
 from atalaia.version import __version__
 
 __all__ = [
@@ -58,13 +67,10 @@ def track_task(
 ) -> Tracked[TaskHandle]:
     """Span ``invoke_agent {agent}`` and ``atalaia.task.duration`` by outcome. `carrier`: the
     headers of the request that brought the task (W3C traceparent), to continue its trace."""
-    return current().track_task(
-        kind,
-        task_id=task_id,
-        department=department,
-        conversation_id=conversation_id,
-        agent=agent,
-        carrier=carrier,
+    # The Telemetry is looked up at each use, not now: a function decorated at import time,
+    # before instrument() runs, still reports through the Telemetry instrument() builds.
+    return Tracked(
+        lambda: TaskScope(current(), kind, task_id, department, conversation_id, agent, carrier)
     )
 
 
@@ -78,19 +84,16 @@ def track_llm_call(
     agent: str | None = None,
 ) -> Tracked[LLMCallHandle]:
     """Span ``{operation} {model}`` (CLIENT), GenAI duration and token histograms, cost."""
-    return current().track_llm_call(
-        model,
-        provider=provider,
-        operation=operation,
-        department=department,
-        conversation_id=conversation_id,
-        agent=agent,
+    return Tracked(
+        lambda: LLMCallScope(
+            current(), model, provider, operation, department, conversation_id, agent
+        )
     )
 
 
 def track_tool(name: str, *, agent: str | None = None) -> Tracked[ToolHandle]:
     """Span ``execute_tool {name}``."""
-    return current().track_tool(name, agent=agent)
+    return Tracked(lambda: ToolScope(current(), name, agent))
 
 
 def record_retry(reason: str, *, agent: str | None = None) -> None:

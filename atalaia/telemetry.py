@@ -346,6 +346,8 @@ class Telemetry:
         receives the change since the previous report)."""
         with self.guard("set_db_connections"):
             used, idle = max(int(used), 0), max(int(idle), 0)
+            if agent is None and (task := current_task()) is not None:
+                agent = task.agent
             with self._lock:
                 prev_used, prev_idle = self._db.get((pool, agent), (0, 0))
                 self._db[(pool, agent)] = (used, idle)

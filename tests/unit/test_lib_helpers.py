@@ -442,6 +442,24 @@ def test_library_failures_do_not_reach_agent_code(cap: Captured, caplog) -> None
     assert len(cap.spans()) == 2  # spans still ended
 
 
+def test_decorated_before_instrument_reports_through_it() -> None:
+    from atalaia import telemetry as module
+
+    module._current = None  # import time: instrument() has not run yet
+
+    @atalaia.track_task("early")
+    def early() -> None:
+        with atalaia.track_llm_call("gpt-4o", provider="openai") as call:
+            call.record_usage(10, 10)
+
+    captured = in_memory(agent_name="helix")
+    captured.telemetry.activate()  # what instrument() does
+    early()
+    captured.telemetry.shutdown()
+    assert [s.name for s in captured.spans()] == ["chat gpt-4o", "invoke_agent helix"]
+    assert captured.points("atalaia.llm.cost.usd")[0].value > 0
+
+
 def test_helpers_work_before_instrument(caplog) -> None:
     from atalaia import telemetry as module
 
