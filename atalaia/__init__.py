@@ -47,6 +47,7 @@ __all__ = [
     "record_error",
     "record_integration_error",
     "record_lead",
+    "record_llm_cost",
     "record_retry",
     "record_timeout",
     "set_db_connections",
@@ -94,6 +95,31 @@ def track_llm_call(
 def track_tool(name: str, *, agent: str | None = None) -> Tracked[ToolHandle]:
     """Span ``execute_tool {name}``."""
     return Tracked(lambda: ToolScope(current(), name, agent))
+
+
+def record_llm_cost(
+    model: str,
+    *,
+    provider: str,
+    input_tokens: int,
+    output_tokens: int,
+    cached_tokens: int = 0,
+    response_model: str | None = None,
+    department: str | None = None,
+    agent: str | None = None,
+) -> float:
+    """atalaia.llm.cost.usd (and cached tokens) for a call that another instrumentation traces;
+    returns the cost in USD."""
+    return current().record_llm_cost(
+        model,
+        provider=provider,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_tokens=cached_tokens,
+        response_model=response_model,
+        department=department,
+        agent=agent,
+    )
 
 
 def record_retry(reason: str, *, agent: str | None = None) -> None:

@@ -36,6 +36,7 @@ from atalaia.tracking import (
     ToolScope,
     Tracked,
     current_task,
+    record_cost,
 )
 from atalaia.version import __version__
 
@@ -298,6 +299,39 @@ class Telemetry:
 
     def track_tool(self, name: str, *, agent: str | None = None) -> Tracked[ToolHandle]:
         return Tracked(lambda: ToolScope(self, name, agent))
+
+    def record_llm_cost(
+        self,
+        model: str,
+        *,
+        provider: str,
+        input_tokens: int,
+        output_tokens: int,
+        cached_tokens: int = 0,
+        response_model: str | None = None,
+        department: str | None = None,
+        agent: str | None = None,
+    ) -> float:
+        """Only the cost and cached-token counters of one LLM call, no span or GenAI histogram:
+        for calls another instrumentation (e.g. the official OpenAI one) already traces.
+        Returns the cost in USD (0 if it could not be recorded)."""
+        with self.guard("record_llm_cost"):
+            task = current_task()
+            if task is not None:
+                department = department or task.department
+                agent = agent or task.agent
+            return record_cost(
+                self,
+                provider=provider,
+                model=model,
+                response_model=response_model,
+                input_tokens=max(int(input_tokens), 0),
+                output_tokens=max(int(output_tokens), 0),
+                cached_tokens=max(int(cached_tokens), 0),
+                department=department,
+                agent=agent,
+            )
+        return 0.0
 
     def record_retry(self, reason: str, *, agent: str | None = None) -> None:
         with self.guard("record_retry"):

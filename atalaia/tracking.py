@@ -414,33 +414,53 @@ class LLMCallScope:
                 span.set_attribute(names.OUTPUT_TOKENS, h.output_tokens)
                 inst.token_usage.record(h.input_tokens, {**base, names.TOKEN_TYPE: "input"})
                 inst.token_usage.record(h.output_tokens, {**base, names.TOKEN_TYPE: "output"})
-                priced = h.response_model or h.model
-                if h.response_model and self._t.prices.lookup(h.response_model) is None:
-                    priced = h.model  # an unknown dated id: the requested family's price
-                h.cost_usd = self._t.prices.cost(
-                    priced, h.input_tokens, h.output_tokens, h.cached_tokens
+                h.cost_usd = record_cost(
+                    self._t,
+                    provider=h.provider,
+                    model=h.model,
+                    response_model=h.response_model,
+                    input_tokens=h.input_tokens,
+                    output_tokens=h.output_tokens,
+                    cached_tokens=h.cached_tokens,
+                    department=h.department,
+                    agent=h.agent,
                 )
                 span.set_attribute(names.SPAN_COST, h.cost_usd)
-                cost_attrs = {
-                    names.PROVIDER: h.provider,
-                    names.REQUEST_MODEL: h.model,
-                }
-                if h.department:
-                    cost_attrs[names.DEPARTMENT] = h.department
-                if h.agent:
-                    cost_attrs[names.AGENT_NAME] = h.agent
-                inst.llm_cost.add(h.cost_usd, cost_attrs)
                 if h.cached_tokens:
                     span.set_attribute(names.CACHE_READ_TOKENS, h.cached_tokens)
-                    cached_attrs = {names.PROVIDER: h.provider, names.REQUEST_MODEL: h.model}
-                    if h.agent:
-                        cached_attrs[names.AGENT_NAME] = h.agent
-                    inst.cached_tokens.add(h.cached_tokens, cached_attrs)
         with self._t.guard("track_llm_call"):
             if self._token is not None:
                 otel_context.detach(self._token)  # type: ignore[arg-type]
         with self._t.guard("track_llm_call"):
             h.span.end()
+
+
+def record_cost(
+    telemetry: Telemetry,
+    *,
+    provider: str,
+    model: str,
+    response_model: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cached_tokens: int,
+    department: str | None,
+    agent: str | None,
+) -> float:
+    """Price one call and add it to atalaia.llm.cost.usd and atalaia.llm.cached_tokens."""
+    priced = response_model or model
+    if response_model and telemetry.prices.lookup(response_model) is None:
+        priced = model  # an unknown dated id: the requested family's price
+    cost = telemetry.prices.cost(priced, input_tokens, output_tokens, cached_tokens)
+    attrs = {names.PROVIDER: provider, names.REQUEST_MODEL: model}
+    if agent:
+        attrs[names.AGENT_NAME] = agent
+    telemetry.instruments.llm_cost.add(
+        cost, {**attrs, names.DEPARTMENT: department} if department else attrs
+    )
+    if cached_tokens:
+        telemetry.instruments.cached_tokens.add(cached_tokens, attrs)
+    return cost
 
 
 class ToolHandle(_Handle):

@@ -331,6 +331,22 @@ def test_anthropic_style_usage_counts_cache_reads_as_input(cap: Captured) -> Non
     assert attrs["atalaia.llm.cost.usd"] == pytest.approx((100 * 3 + 900 * 0.3 + 50 * 15) / 1e6)
 
 
+def test_record_llm_cost_alone(cap: Captured) -> None:
+    with atalaia.track_task(department="ops"):
+        cost = atalaia.record_llm_cost(
+            "gpt-4o", provider="openai", input_tokens=1_000_000, output_tokens=0, cached_tokens=0
+        )
+    assert cost == pytest.approx(2.5)
+    attrs = {
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "atalaia.department": "ops",
+    }
+    assert point(cap, "atalaia.llm.cost.usd", **attrs).value == pytest.approx(2.5)
+    assert cap.points("gen_ai.client.token.usage") == []  # the other instrumentation's job
+    assert [s.name for s in cap.spans()] == ["invoke_agent helix"]
+
+
 # --- track_tool ----------------------------------------------------------------------------------
 def test_tool_span(cap: Captured) -> None:
     with atalaia.track_tool("crm_lookup"):
