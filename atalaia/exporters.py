@@ -85,44 +85,45 @@ def protocol(signal: Signal) -> str:
     return "http/protobuf"
 
 
-def _timeout_kwargs(signal: Signal) -> dict[str, float]:
+def _timeout(signal: Signal) -> float | None:
+    """None lets the exporter read its OTEL_EXPORTER_OTLP_*TIMEOUT variable."""
     if _env(f"OTEL_EXPORTER_OTLP_{signal.upper()}_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
-        return {}
-    return {"timeout": DEFAULT_EXPORT_TIMEOUT_S}
+        return None
+    return DEFAULT_EXPORT_TIMEOUT_S
 
 
 def _otlp_exporter(signal: Signal) -> Any:
     # Imported lazily: only the chosen transport (grpcio or requests) is loaded.
-    kwargs = _timeout_kwargs(signal)
+    timeout = _timeout(signal)
     if protocol(signal) == "grpc":
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-            return OTLPSpanExporter(**kwargs)
+            return OTLPSpanExporter(timeout=timeout)
         if signal == "metrics":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
-            return OTLPMetricExporter(**kwargs)
+            return OTLPMetricExporter(timeout=timeout)
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 
-        return OTLPLogExporter(**kwargs)
+        return OTLPLogExporter(timeout=timeout)
     if signal == "traces":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter as HttpSpanExporter,
         )
 
-        return HttpSpanExporter(**kwargs)
+        return HttpSpanExporter(timeout=timeout)
     if signal == "metrics":
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
             OTLPMetricExporter as HttpMetricExporter,
         )
 
-        return HttpMetricExporter(**kwargs)
+        return HttpMetricExporter(timeout=timeout)
     from opentelemetry.exporter.otlp.proto.http._log_exporter import (
         OTLPLogExporter as HttpLogExporter,
     )
 
-    return HttpLogExporter(**kwargs)
+    return HttpLogExporter(timeout=timeout)
 
 
 _CONSOLE: dict[Signal, Callable[[], Any]] = {

@@ -242,9 +242,13 @@ def _entry(
         )
     # Overriding a known model: fields not given keep their previous values.
     updated = replace(previous, model=model, provider=provider, aliases=tuple(aliases))
-    for field in ("input", "output", "cached_input"):
-        if field in entry:
-            updated = replace(updated, **{field: _number(entry[field], f"{where}.{field}")})
+    if "input" in entry:
+        updated = replace(updated, input=_number(entry["input"], f"{where}.input"))
+    if "output" in entry:
+        updated = replace(updated, output=_number(entry["output"], f"{where}.output"))
+    if "cached_input" in entry:
+        cached = _number(entry["cached_input"], f"{where}.cached_input")
+        updated = replace(updated, cached_input=cached)
     if "input" in entry and "cached_input" not in entry and previous.cached_input == previous.input:
         updated = replace(updated, cached_input=updated.input)
     return updated

@@ -33,7 +33,9 @@ def _detector(name: str) -> ResourceDetector | None:
     try:
         found = entry_points(group="opentelemetry_resource_detector", name=name)
         for ep in found:
-            return ep.load()()
+            detector = ep.load()()
+            if isinstance(detector, ResourceDetector):
+                return detector
     except Exception as exc:
         _log.warning("resource detector %r unavailable: %s", name, exc)
     return None

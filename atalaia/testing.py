@@ -62,7 +62,7 @@ def in_memory(service_name: str = "test-agent", **setup: Any) -> Captured:
     exporting synchronously into memory. `setup` goes to `Telemetry.setup`."""
     spans = InMemorySpanExporter()
     reader = InMemoryMetricReader()
-    logs = InMemoryLogRecordExporter()
+    logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     setup.setdefault("install_logging", False)
     telemetry = Telemetry.setup(
         service_name,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from atalaia.telemetry import Telemetry
 
 H = TypeVar("H")
+H_co = TypeVar("H_co", covariant=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # The TaskHandle of the innermost track_task lives in the OpenTelemetry context (not in a global
@@ -36,8 +37,8 @@ def current_task() -> TaskHandle | None:
     return value if isinstance(value, TaskHandle) else None
 
 
-class _Scope(Protocol[H]):
-    def enter(self) -> H: ...
+class _Scope(Protocol[H_co]):
+    def enter(self) -> H_co: ...
 
     def exit(self, exc: BaseException | None) -> None: ...
 
