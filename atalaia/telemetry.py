@@ -172,8 +172,8 @@ class Telemetry:
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             logger_provider=logger_provider,
-            service_name=service_name,
-            agent_name=agent_name,
+            service_name=str(resource.attributes.get(names.SERVICE_NAME, service_name)),
+            agent_name=str(resource.attributes.get(names.AGENT_NAME, agent_name) or "") or None,
             capture_content=capture_content,
             prices=prices,
             resource=resource,
@@ -204,9 +204,13 @@ class Telemetry:
         root = logging.getLogger()
         handlers: list[logging.Handler] = [OTelLogHandler(self.logger_provider, self._task_attrs)]
         if json_logs:
-            identity = {names.SERVICE_NAME: self.service_name or ""}
-            if self.agent_name:
-                identity[names.AGENT_NAME] = self.agent_name
+            # From the resource, so OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES apply here too.
+            resource = dict(self.resource.attributes) if self.resource else {}
+            identity = {
+                key: str(resource[key])
+                for key in (names.SERVICE_NAME, names.AGENT_NAME)
+                if resource.get(key)
+            }
             json_handler = JsonStdoutHandler()
             json_handler.setFormatter(JsonLineFormatter(identity, self._task_attrs))
             json_handler.addFilter(QuietInternals())
