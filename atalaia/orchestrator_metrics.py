@@ -23,9 +23,16 @@ OTHER = "other"
 
 STATUSES = ("success", "failure")
 PRIORITIES = ("high", "normal", "low")
-FAILURE_REASONS = ("timeout", "llm_error", "budget", "agent_down", "fallback_exhausted")
+FAILURE_REASONS = (
+    "timeout",
+    "llm_error",
+    "budget",
+    "agent_down",
+    "agent_error",
+    "fallback_exhausted",
+)
 TIMEOUT_REASONS = ("chunk", "task")
-RETRY_REASONS = ("timeout", "agent_down", "llm_error", "rate_limit")
+RETRY_REASONS = ("timeout", "agent_down", "agent_error", "llm_error", "rate_limit")
 RESTART_REASONS = ("heartbeat_missed", "crashed")
 
 TASK_BUCKETS = (1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
@@ -214,7 +221,7 @@ class OrchestratorMetrics:
         reason: str | None = None,
     ) -> None:
         """A task ended (status success|failure; reason of a failure: timeout, llm_error, budget,
-        agent_down, fallback_exhausted)."""
+        agent_down, agent_error, fallback_exhausted)."""
 
         def do() -> None:
             st = self._closed(status, STATUSES, "status")
@@ -255,8 +262,8 @@ class OrchestratorMetrics:
         self._guard("dispatched", lambda: self.dispatches.labels(self._agent(agent)).inc())
 
     def retried(self, agent: str, reason: str) -> None:
-        """A task or chunk was dispatched again (reason: timeout, agent_down, llm_error,
-        rate_limit)."""
+        """A task or chunk was dispatched again (reason: timeout, agent_down, agent_error,
+        llm_error, rate_limit)."""
 
         def do() -> None:
             why = self._closed(reason, RETRY_REASONS, "reason")

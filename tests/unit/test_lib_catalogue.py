@@ -87,6 +87,27 @@ def test_agent_metric_matches_catalogue(row: list[str]) -> None:
     assert set(attributes) <= emitted, f"{otel_name}: never emits {set(attributes) - emitted}"
 
 
+@pytest.mark.parametrize(
+    ("metric", "attribute", "values"),
+    [
+        ("atalaia.task.duration", "atalaia.task.outcome", names.TASK_OUTCOMES),
+        ("atalaia.retries", "atalaia.retry.reason", names.RETRY_REASONS),
+        ("atalaia.timeouts", "atalaia.timeout.reason", names.TIMEOUT_REASONS),
+        ("atalaia.errors", "error.type", names.ERROR_TYPES),
+        ("atalaia.cache.requests", "atalaia.cache.result", names.CACHE_RESULTS),
+        ("atalaia.conversations", "atalaia.conversation.outcome", names.CONVERSATION_OUTCOMES),
+        ("db.client.connection.count", "db.client.connection.state", names.DB_STATES),
+    ],
+)
+def test_closed_value_lists_match_catalogue(
+    metric: str, attribute: str, values: tuple[str, ...]
+) -> None:
+    row = next(r for r in AGENT_ROWS if code_names(r[0]) == [metric])
+    found = re.search(rf"`{re.escape(attribute)}` \(([^)]*)\)", row[3])
+    assert found, f"{metric}: no value list for {attribute}"
+    assert set(code_names(found.group(1))) == set(values)
+
+
 def test_catalogued_buckets_are_the_ones_used() -> None:
     text = CATALOGUE.read_text()
     for buckets in (
@@ -135,10 +156,29 @@ def test_every_orchestrator_series_exists_at_zero_before_any_event() -> None:
         for sample in series[lookup]:
             assert set(sample.labels) - {"le"} == set(labels), (name, sample.labels)
             assert sample.value == 0, (name, sample)
-    priorities = {s.labels["priority"] for s in series["orchestrator_queue_depth"]}
-    assert priorities == {"high", "normal", "low"}
-    reasons = {s.labels["reason"] for s in series["orchestrator_task_failures_total"]}
-    assert reasons == {"timeout", "llm_error", "budget", "agent_down", "fallback_exhausted"}
+    # Closed value lists: exactly the catalogued values exist at 0.
+    for name, label in (
+        ("orchestrator_queue_depth", "priority"),
+        ("orchestrator_task_failures_total", "reason"),
+        ("orchestrator_retries_total", "reason"),
+        ("orchestrator_timeouts_total", "reason"),
+        ("orchestrator_agent_restarts_total", "reason"),
+        ("orchestrator_tasks_total", "status"),
+        ("orchestrator_tasks_total", "priority"),
+    ):
+        exposed = {s.labels[label] for s in series[name]}
+        assert exposed == catalogued_values(name, label), (name, label)
+
+
+def catalogued_values(series: str, label: str) -> set[str]:
+    """The values listed for `label` in the row of `series` (or, for a label whose values are
+    listed once, such as `priority`, in the first row that lists them)."""
+    rows = sorted(ORCHESTRATOR_ROWS, key=lambda r: code_names(r[0]) != [series])
+    for row in rows:
+        found = re.search(rf"`{label}` \(([^)]*)\)", row[2])
+        if found:
+            return set(code_names(found.group(1)))
+    raise AssertionError(f"{series}: no value list for {label}")
 
 
 def test_orchestrator_methods_move_the_catalogued_series() -> None:
