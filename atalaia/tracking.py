@@ -195,11 +195,14 @@ class TaskScope:
                 conversation_id = conversation_id or parent.conversation_id
                 agent = agent or parent.agent
             name_agent = agent or self._t.agent_name
-            parent_ctx = propagate.extract(carrier) if carrier else None
+            # The carrier continues the caller's trace, unless a span is already active here
+            # (e.g. a web framework's instrumentation extracted the same headers first).
+            remote = bool(carrier) and not trace.get_current_span().get_span_context().is_valid
+            parent_ctx = propagate.extract(carrier) if remote and carrier else None
             span = self._t.tracer.start_span(
                 f"invoke_agent {name_agent}" if name_agent else "invoke_agent",
                 context=parent_ctx,
-                kind=SpanKind.SERVER if carrier else SpanKind.INTERNAL,
+                kind=SpanKind.SERVER if remote else SpanKind.INTERNAL,
             )
             span.set_attribute(names.OPERATION, "invoke_agent")
             span.set_attribute(names.TASK_KIND, kind)

@@ -190,6 +190,18 @@ def test_task_continues_a_remote_trace_from_carrier(cap: Captured) -> None:
     assert headers["traceparent"].split("-")[1] == trace_id
 
 
+def test_carrier_is_ignored_under_an_active_span(cap: Captured) -> None:
+    carrier = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    with (
+        cap.telemetry.tracer.start_as_current_span("POST /tasks") as server,
+        atalaia.track_task(carrier=carrier),
+    ):
+        pass
+    task = cap.spans("invoke_agent helix")[0]
+    assert task.parent.span_id == server.get_span_context().span_id
+    assert task.kind is SpanKind.INTERNAL
+
+
 # --- track_llm_call ------------------------------------------------------------------------------
 def test_llm_call_span_metrics_and_cost(cap: Captured) -> None:
     with atalaia.track_llm_call("gpt-4o-mini", provider="openai", department="sales") as call:
