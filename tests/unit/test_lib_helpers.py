@@ -93,6 +93,8 @@ def test_task_span_and_duration(cap: Captured) -> None:
     assert dict(p.attributes) == {"atalaia.task.outcome": "success", "atalaia.department": "sales"}
     assert list(p.explicit_bounds) == [0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600]
     assert p.count == 1
+    # An exemplar links the measurement to its trace (Grafana: exemplar -> trace).
+    assert [e.trace_id for e in p.exemplars] == [span.context.trace_id]
 
 
 def test_task_outcomes_from_exceptions_propagate_unchanged(cap: Captured) -> None:
