@@ -51,3 +51,6 @@ test-config: tools ## only config validation with the upstream binaries
 
 test-e2e: tools ## only the end-to-end tests against the native stack
 	$(PY) -m pytest -m e2e
+
+bench: venv ## overhead of track_llm_call per call (no-op API vs SDK); not part of `make test`
+	$(PY) bench/bench_llm_call.py

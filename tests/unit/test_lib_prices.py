@@ -1,0 +1,205 @@
+"""The price table: shipped defaults, matching of dated ids, user overrides, clear errors, CLI."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import atalaia.cli
+from atalaia.prices import PriceFileError, PriceTable
+from atalaia.testing import in_memory
+
+
+@pytest.fixture(autouse=True)
+def no_env_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ATALAIA_PRICES_FILE", raising=False)
+
+
+def test_defaults_cover_the_common_providers() -> None:
+    table = PriceTable.defaults()
+    assert table.as_of and table.source
+    providers = {p.provider for p in table}
+    assert {
+        "openai",
+        "anthropic",
+        "gcp.gemini",
+        "meta",
+        "mistral_ai",
+        "qwen",
+        "deepseek",
+    } <= providers
+    for price in table:
+        assert price.input >= 0 and price.output >= 0 and price.cached_input >= 0, price
+        assert price.cached_input <= price.input, price
+
+
+@pytest.mark.parametrize(
+    ("model", "entry"),
+    [
+        ("gpt-4o", "gpt-4o"),
+        ("gpt-4o-2024-08-06", "gpt-4o"),
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),  # the longer family wins
+        ("GPT-4o", "gpt-4o"),
+        ("openai/gpt-4.1-mini", "gpt-4.1-mini"),
+        ("chatgpt-4o-latest", "gpt-4o"),  # alias
+        ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+        ("claude-sonnet-4-20250514", "claude-sonnet-4"),
+        ("claude-opus-4-20250514", "claude-opus-4-1"),  # alias claude-opus-4
+        ("gemini-2.5-flash-preview-05-20", "gemini-2.5-flash"),
+        ("meta-llama/Llama-3.3-70B-Instruct-Turbo", "llama-3.3-70b"),
+        ("deepseek-chat", "deepseek-chat"),
+        ("gpt-4", None),  # a prefix of known ids is not one of them
+        ("gpt-4oo", None),
+        ("my-finetune", None),
+    ],
+)
+def test_lookup(model: str, entry: str | None) -> None:
+    price = PriceTable.defaults().lookup(model)
+    assert (price.model if price else None) == entry
+
+
+def test_cost_math() -> None:
+    table = PriceTable.defaults()
+    # gpt-4o: 2.50 input, 1.25 cached input, 10.00 output per million tokens.
+    assert table.cost("gpt-4o", 1_000_000, 0) == pytest.approx(2.50)
+    assert table.cost("gpt-4o", 0, 1_000_000) == pytest.approx(10.00)
+    assert table.cost("gpt-4o", 1_000_000, 0, cached_tokens=1_000_000) == pytest.approx(1.25)
+    assert table.cost("gpt-4o", 1000, 500, 200) == pytest.approx(
+        (800 * 2.5 + 200 * 1.25 + 500 * 10) / 1e6
+    )
+    # Cached tokens can never exceed the input they are part of.
+    assert table.cost("gpt-4o", 100, 0, cached_tokens=10_000) == pytest.approx(100 * 1.25 / 1e6)
+
+
+def test_unknown_model_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    table = PriceTable.defaults()
+    with caplog.at_level(logging.WARNING, "atalaia.prices"):
+        assert [table.cost("nope-1", 10, 10) for _ in range(3)] == [0, 0, 0]
+        table.cost("nope-2", 10, 10)
+    assert caplog.text.count("nope-1") == 1 and caplog.text.count("nope-2") == 1
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "prices.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_user_file_overrides_and_extends(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        as_of: "2026-01-01"
+        models:
+          gpt-4o: {input: 2.0}              # partial: output and cached keep the defaults
+          acme-llm: {provider: acme, input: 1, output: 2, aliases: [acme-latest]}
+        """.replace("\n        ", "\n"),
+    )
+    table = PriceTable.load(path)
+    gpt = table.lookup("gpt-4o-2024-08-06")
+    assert (gpt.input, gpt.output, gpt.cached_input) == (2.0, 10.0, 1.25)
+    acme = table.lookup("acme-latest")
+    assert (acme.model, acme.input, acme.output, acme.cached_input) == ("acme-llm", 1, 2, 1)
+    assert table.as_of == "2026-01-01"
+    assert table.files == ("atalaia/data/prices.yaml", str(path))
+    assert table.lookup("claude-3-5-haiku") is not None  # the rest of the defaults remain
+
+
+def test_env_file_is_used_by_load_and_by_telemetry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "models:\n  house-model: {input: 4, output: 8}\n")
+    monkeypatch.setenv("ATALAIA_PRICES_FILE", str(path))
+    assert PriceTable.load().lookup("house-model") is not None
+    cap = in_memory()
+    with cap.telemetry.track_llm_call("house-model", provider="vllm") as call:
+        call.record_usage(1_000_000, 1_000_000)
+    cap.telemetry.shutdown()
+    assert call.cost_usd == pytest.approx(12.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("models: [\n", "not valid YAML"),
+        ("- a list\n", "expected a mapping"),
+        ("prices: {}\n", "unknown top-level keys ['prices']"),
+        ("models: {}\n", "`models:` must map"),
+        ("models:\n  gpt-4o: {input: cheap}\n", "models.gpt-4o.input: expected a number"),
+        (
+            "models:\n  gpt-4o: {output: -1}\n",
+            "models.gpt-4o.output: expected a finite number >= 0",
+        ),
+        ("models:\n  new-model: {input: 1}\n", "models.new-model: a new model needs `output`"),
+        ("models:\n  gpt-4o: {inptu: 1}\n", "unknown keys ['inptu']"),
+        ("currency: EUR\nmodels:\n  x: {input: 1, output: 1}\n", "currency must be USD"),
+    ],
+)
+def test_invalid_file_names_file_and_problem(tmp_path: Path, text: str, problem: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(PriceFileError) as err:
+        PriceTable.load(path)
+    assert str(path) in str(err.value)
+    assert problem in str(err.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PriceFileError, match=r"missing\.yaml: cannot read it"):
+        PriceTable.load(tmp_path / "missing.yaml")
+
+
+def test_invalid_env_file_does_not_stop_the_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("ATALAIA_PRICES_FILE", str(write(tmp_path, "models: oops\n")))
+    cap = in_memory()
+    cap.telemetry.shutdown()
+    assert "using the built-in price table" in caplog.text and "prices.yaml" in caplog.text
+    assert cap.telemetry.prices.lookup("gpt-4o") is not None
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+def test_cli_prices(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = write(tmp_path, "models:\n  gpt-4o: {input: 3.33}\n")
+    assert atalaia.cli.main(["prices", "--file", str(path)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("gpt-4o "))
+    assert row.split() == ["gpt-4o", "openai", "3.33", "1.25", "10"]
+    assert atalaia.cli.main(["prices", "--format", "yaml"]) == 0
+    doc = yaml.safe_load(capsys.readouterr().out)
+    assert PriceTable.defaults().to_dict() == doc
+
+
+def test_cli_prices_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = write(tmp_path, "models:\n  gpt-4o: {input: x}\n")
+    assert atalaia.cli.main(["prices", "--file", str(path)]) == 2
+    assert f"price file {path}: models.gpt-4o.input" in capsys.readouterr().err
+
+
+def test_cli_version_as_console_script() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "atalaia.cli", "version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("atalaia ")
+
+
+def test_cli_subcommands_from_other_modules(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import types
+
+    plugin = types.ModuleType("atalaia.cli_hello")
+
+    def register(sub) -> None:  # type: ignore[no-untyped-def]
+        parser = sub.add_parser("hello")
+        parser.set_defaults(func=lambda args: print("hi") or 0)
+
+    plugin.register = register  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "atalaia.cli_hello", plugin)
+    monkeypatch.setattr(atalaia.cli, "_plugins", lambda: ["cli_hello"])
+    assert atalaia.cli.main(["hello"]) == 0
+    assert capsys.readouterr().out == "hi\n"
