@@ -145,11 +145,15 @@ def _parse_sli(raw: Any, where: str) -> EventsSLI | TimeSliceSLI:
         for key, expr in (("total", total), ("errors", errors), ("good", good)):
             if expr is not None and WINDOW_PLACEHOLDER not in expr:
                 raise SpecError(f"{where}.events.{key}: must use [{WINDOW_PLACEHOLDER}]")
-        return EventsSLI(total=total.strip(), errors=errors and errors.strip(), good=good and good.strip())
+        return EventsSLI(
+            total=total.strip(), errors=errors and errors.strip(), good=good and good.strip()
+        )
     if kind == "time_slices":
         good = _require(body, "good", f"{where}.time_slices")
         if WINDOW_PLACEHOLDER in good:
-            raise SpecError(f"{where}.time_slices.good: is evaluated at an instant, no {WINDOW_PLACEHOLDER}")
+            raise SpecError(
+                f"{where}.time_slices.good: is evaluated at an instant, no {WINDOW_PLACEHOLDER}"
+            )
         return TimeSliceSLI(good=good.strip())
     raise SpecError(f"{where}: unknown SLI kind {kind!r} (events or time_slices)")
 
@@ -189,7 +193,14 @@ def parse_spec(raw: Any) -> Spec:
         if not 0 < objective < 1:
             raise SpecError(f"slos.{name}: objective must be between 0 and 1, got {objective}")
         desc = " ".join(str(_require(s, "description", f"slos.{name}")).split())
-        slos.append(SLO(name, objective, desc, _parse_sli(_require(s, "sli", f"slos.{name}"), f"slos.{name}.sli")))
+        slos.append(
+            SLO(
+                name,
+                objective,
+                desc,
+                _parse_sli(_require(s, "sli", f"slos.{name}"), f"slos.{name}.sli"),
+            )
+        )
     return Spec(period, tuple(alerts), tuple(slos))
 
 
@@ -217,7 +228,9 @@ def _rules_for(slo: SLO, spec: Spec) -> tuple[list[dict[str, Any]], list[str]]:
         {"record": "slo:objective:ratio", "expr": f"vector({slo.objective})", "labels": labels},
     ]
     if isinstance(slo.sli, TimeSliceSLI):
-        rules.append({"record": "slo:time_slice_good:ratio", "expr": slo.sli.good + "\n", "labels": labels})
+        rules.append(
+            {"record": "slo:time_slice_good:ratio", "expr": slo.sli.good + "\n", "labels": labels}
+        )
     for w in WINDOWS:
         if isinstance(slo.sli, EventsSLI):
             expr = slo.sli.error_ratio(w)
@@ -235,22 +248,24 @@ def _rules_for(slo: SLO, spec: Spec) -> tuple[list[dict[str, Any]], list[str]]:
     period_s = duration_seconds(spec.period)
     for a in spec.burn_rate_alerts:
         threshold = round(a.burn_rate * slo.error_budget, 10)
+        rate, budget = f"{a.burn_rate:g}", f"{slo.error_budget:g}"
         window = f"{a.long}/{a.short}"
         if threshold >= 1:
             skipped.append(
-                f"{slo.name}: {window} at {a.burn_rate:g}x left out, its threshold "
-                f"{a.burn_rate:g} x {slo.error_budget:g} = {threshold:g} is an error ratio that cannot be exceeded"
+                f"{slo.name}: {window} at {rate}x left out, its threshold {rate} x {budget} = "
+                f"{threshold:g} is an error ratio that cannot be exceeded"
             )
             continue
         sel = f'{{slo="{slo.name}"}}'
         kind = "page" if a.severity == "critical" else "ticket"
         exhaust = human_duration(period_s / a.burn_rate)
+        value = "{{ $value | humanizePercentage }}"
         rules.append(
             {
                 "alert": ALERT_NAME,
                 "expr": (
-                    f"{_record_name(a.long)}{sel} > ({a.burn_rate:g} * {slo.error_budget:g})\n"
-                    f"and\n{_record_name(a.short)}{sel} > ({a.burn_rate:g} * {slo.error_budget:g})\n"
+                    f"{_record_name(a.long)}{sel} > ({rate} * {budget})\n"
+                    f"and\n{_record_name(a.short)}{sel} > ({rate} * {budget})\n"
                 ),
                 "for": a.for_,
                 "labels": {
@@ -261,14 +276,15 @@ def _rules_for(slo: SLO, spec: Spec) -> tuple[list[dict[str, Any]], list[str]]:
                 },
                 "annotations": {
                     "summary": (
-                        f"SLO {slo.name} is burning its error budget {a.burn_rate:g}x too fast ({window}, {kind})"
+                        f"SLO {slo.name} is burning its error budget {rate}x too fast "
+                        f"({window}, {kind})"
                     ),
                     "description": (
-                        f"The {slo.name} SLO (objective {slo.objective * 100:g} %) had an error ratio of "
-                        f"{{{{ $value | humanizePercentage }}}} over the last {a.long}, and above "
-                        f"{threshold * 100:g} % over the last {a.short} too. At {a.burn_rate:g}x the "
-                        f"sustainable rate the {spec.period} error budget of {slo.error_budget * 100:g} % "
-                        f"is gone in {exhaust}. SLI: {slo.description}"
+                        f"The {slo.name} SLO (objective {slo.objective * 100:g} %) had an error "
+                        f"ratio of {value} over the last {a.long}, and above {threshold * 100:g} % "
+                        f"over the last {a.short} too. At {rate}x the sustainable rate the "
+                        f"{spec.period} error budget of {slo.error_budget * 100:g} % is gone in "
+                        f"{exhaust}. SLI: {slo.description}"
                     ),
                     "runbook_url": f"{RUNBOOK_BASE}{ALERT_NAME}.md",
                 },
@@ -298,7 +314,9 @@ def generate(spec: Spec) -> str:
         rules, skipped = _rules_for(slo, spec)
         notes += skipped
         groups.append({"name": f"slo-{slo.name.replace('_', '-')}", "rules": rules})
-    body = yaml.dump({"groups": groups}, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
+    body = yaml.dump(
+        {"groups": groups}, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True
+    )
     note_text = "".join(f"#   {n}\n" for n in notes)
     if note_text:
         note_text = "# Burn-rate alerts left out because they could never fire:\n" + note_text
@@ -306,12 +324,18 @@ def generate(spec: Spec) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m atalaia.slo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m atalaia.slo", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write the SLO recording and alerting rules")
     gen.add_argument("--spec", type=Path, default=SPEC_PATH, help="SLO spec (default: %(default)s)")
-    gen.add_argument("--out", type=Path, default=RULES_PATH, help="rules file (default: %(default)s)")
-    gen.add_argument("--check", action="store_true", help="do not write; exit 1 if --out is out of date")
+    gen.add_argument(
+        "--out", type=Path, default=RULES_PATH, help="rules file (default: %(default)s)"
+    )
+    gen.add_argument(
+        "--check", action="store_true", help="do not write; exit 1 if --out is out of date"
+    )
     args = parser.parse_args(argv)
     try:
         text = generate(load_spec(args.spec))
@@ -321,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = args.out.read_text() if args.out.exists() else ""
         if current != text:
-            print(f"{args.out} is out of date: run `python -m atalaia.slo generate`", file=sys.stderr)
+            print(
+                f"{args.out} is out of date: run `python -m atalaia.slo generate`", file=sys.stderr
+            )
             return 1
         return 0
     args.out.write_text(text)
