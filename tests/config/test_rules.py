@@ -1,0 +1,225 @@
+"""Prometheus rules: promtool validates and unit-tests them, the generated SLO rules are fresh,
+every alert is documented and tested, and rules use only the catalogue's series and labels."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from atalaia import slo
+from tests.conftest import run
+from tools.upstream import REPO
+
+RULES_DIR = REPO / "prometheus" / "rules"
+TESTS_DIR = REPO / "prometheus" / "tests"
+RUNBOOKS = REPO / "docs" / "runbooks"
+CATALOGUE = REPO / "docs" / "telemetry.md"
+RULE_FILES = sorted(RULES_DIR.glob("*.yml"))
+TEST_FILES = sorted(TESTS_DIR.glob("*.yml"))
+
+# DESIGN §4: every alert the seeds name, plus heartbeat (stale and vanished), restart loop,
+# Watchdog and the stack's own health.
+REQUIRED_ALERTS = {
+    "TaskSuccessRateLow", "AgentRetryLoop", "BudgetCritical", "HighLatencyP99",
+    "ErrorBudgetBurnRate", "HighTimeoutEvents", "FallbackDepthExceeded", "HighFailureRate",
+    "HighLatency", "HighErrorRate", "DatabaseDown", "LLMAPIFailures", "HighLLMCost",
+    "IntegrationError", "AgentHeartbeatStale", "AgentVanished", "AgentRestartLoop", "Watchdog",
+    "CollectorRefusingData", "CollectorDroppingData", "CollectorExporterQueueNearlyFull",
+    "TargetDown", "LokiIngestionErrors", "TempoIngestionErrors",
+}  # fmt: skip
+ALWAYS_FIRING = {"Watchdog"}  # no silent case possible by design
+SEVERITIES = {"critical", "warning", "none"}
+
+
+def rules() -> list[dict[str, Any]]:
+    out = []
+    for path in RULE_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            out += group["rules"]
+    return out
+
+
+def alerts() -> list[dict[str, Any]]:
+    return [r for r in rules() if "alert" in r]
+
+
+def test_there_are_rules_and_tests() -> None:
+    assert {p.name for p in RULE_FILES} >= {"agents.yml", "stack.yml", "slo.yml"}
+    assert TEST_FILES
+
+
+def test_generated_slo_rules_are_fresh() -> None:
+    committed = (RULES_DIR / "slo.yml").read_text()
+    assert committed == slo.generate(slo.load_spec()), (
+        "prometheus/rules/slo.yml differs from prometheus/slos.yaml: "
+        "run `python -m atalaia.slo generate` and commit the result"
+    )
+    assert committed.startswith("# GENERATED FILE, DO NOT EDIT.")
+
+
+def test_promtool_check_rules(tool) -> None:
+    result = run([tool("prometheus", "promtool"), "check", "rules", *RULE_FILES])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("test_file", TEST_FILES, ids=lambda p: p.name)
+def test_promtool_unit_tests(tool, test_file: Path) -> None:
+    result = run([tool("prometheus", "promtool"), "test", "rules", test_file.name], cwd=TESTS_DIR)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_required_alert_exists() -> None:
+    assert {a["alert"] for a in alerts()} >= REQUIRED_ALERTS
+
+
+@pytest.mark.parametrize("rule", alerts(), ids=lambda r: f"{r['alert']}-{r['expr'][:40]}")
+def test_alert_is_documented(rule: dict[str, Any]) -> None:
+    name = rule["alert"]
+    assert rule["labels"]["severity"] in SEVERITIES
+    ann = rule["annotations"]
+    assert ann["summary"].strip() and ann["description"].strip()
+    assert ann["runbook_url"] == f"{slo.RUNBOOK_BASE}{name}.md"
+    runbook = RUNBOOKS / f"{name}.md"
+    assert runbook.exists(), f"{runbook} is missing"
+    text = runbook.read_text()
+    for section in ("## Meaning", "## First three checks", "## How to fix", "## When to escalate"):
+        assert section in text, f"{runbook.name} has no '{section}' section"
+    assert "```promql" in text or "```logql" in text, f"{runbook.name} has no query to paste"
+
+
+def test_no_orphan_runbooks() -> None:
+    names = {a["alert"] for a in alerts()}
+    assert {p.stem for p in RUNBOOKS.glob("*.md")} <= names
+
+
+def _alert_tests() -> dict[str, list[list[Any]]]:
+    """alertname -> the exp_alerts lists of all its promtool cases."""
+    cases: dict[str, list[list[Any]]] = {}
+    for path in TEST_FILES:
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                cases.setdefault(case["alertname"], []).append(case.get("exp_alerts") or [])
+    return cases
+
+
+@pytest.mark.parametrize("name", sorted({a["alert"] for a in alerts()}))
+def test_alert_has_firing_and_silent_cases(name: str) -> None:
+    cases = _alert_tests().get(name, [])
+    firing = [c for c in cases if c]
+    assert firing, f"{name} has no promtool case where it fires"
+    if name not in ALWAYS_FIRING:
+        assert any(not c for c in cases), f"{name} has no promtool case where it stays silent"
+    for exp in firing:
+        for alert in exp:
+            assert alert["exp_labels"].get("severity"), f"{name}: assert the labels"
+            assert set(alert["exp_annotations"]) == {"summary", "description", "runbook_url"}
+
+
+def test_burn_rate_alerts_are_tested_fast_and_slow() -> None:
+    windows = {
+        (a["exp_labels"]["long_window"], a["exp_labels"]["short_window"])
+        for exp in _alert_tests()["ErrorBudgetBurnRate"]
+        for a in exp
+    }
+    assert ("1h", "5m") in windows, "no fast-burn (page) case"
+    assert ("3d", "6h") in windows, "no slow-burn (ticket) case"
+
+
+# --- the catalogue contract -------------------------------------------------------------------
+
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
+    "offset", "inf", "nan",
+}  # fmt: skip
+BUILTIN_LABELS = {"__name__", "le", "job", "instance"}
+
+
+def catalogue() -> tuple[set[str], set[str]]:
+    """(series, labels) named in docs/telemetry.md, from its backticked names."""
+    tokens = set(re.findall(r"`([^`\s]+)`", CATALOGUE.read_text()))
+    series: set[str] = set()
+    labels: set[str] = set()
+    for token in tokens:
+        name = token.replace(".", "_")
+        if not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", name):
+            continue
+        labels.add(name)
+        series.add(name)
+        for suffix in ("_bucket", "_sum", "_count"):  # histograms: one row names the family
+            series.add(name + suffix)
+            if name.endswith("_bucket"):
+                series.add(name.removesuffix("_bucket") + suffix)
+    # Rows like `otelcol_exporter_sent_spans_total` / `_metric_points_total` / `_log_records_total`.
+    text = CATALOGUE.read_text()
+    for base, rest in re.findall(r"`(\w+?)_(?:spans)_total`((?:\s*/\s*`_\w+`)+)", text):
+        for suffix in re.findall(r"`(_\w+)`", rest):
+            series.add(base + suffix)
+    return series, labels
+
+
+def used_names(expr: str) -> tuple[set[str], set[str], set[str]]:
+    """(metric names, label names, labels introduced by label_replace) used by a PromQL expr."""
+    introduced = set()
+    for m in re.finditer(r"label_replace\(", expr):
+        depth, i = 1, m.end()
+        while depth:  # the destination label is the first argument after the top-level comma
+            depth += {"(": 1, ")": -1}.get(expr[i], 0)
+            if depth == 1 and expr[i] == ",":
+                introduced.add(re.match(r'\s*"(\w+)"', expr[i + 1 :]).group(1))  # type: ignore[union-attr]
+                break
+            i += 1
+    strings_removed = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    labels: set[str] = set()
+    for group in re.findall(
+        r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", strings_removed
+    ):
+        labels |= {x.strip() for x in group.split(",") if x.strip()}
+    for matchers in re.findall(r"\{([^}]*)\}", strings_removed):
+        labels |= set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers))
+    rest = re.sub(
+        r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", strings_removed
+    )
+    rest = re.sub(r"\{[^}]*\}", " ", rest)
+    rest = re.sub(r"\[[^\]]*\]", " ", rest)
+    metrics = set()
+    for m in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", rest):
+        word, call = m.group(1), m.group(2)
+        if call or word.lower() in PROMQL_WORDS:
+            continue
+        metrics.add(word)
+    return metrics, labels, introduced
+
+
+def test_used_names_parser() -> None:
+    metrics, labels, introduced = used_names(
+        'sum by (a, b) (rate(x_total{c="1", d=~"2"}[5m])) / on () y > bool 2 '
+        'or label_replace(z, "sig", "v", "", "")'
+    )
+    assert metrics == {"x_total", "y", "z"}
+    assert labels == {"a", "b", "c", "d"}
+    assert introduced == {"sig"}
+
+
+@pytest.mark.parametrize("rule", rules(), ids=lambda r: r.get("alert") or r.get("record"))
+def test_rules_use_only_catalogued_series_and_labels(rule: dict[str, Any]) -> None:
+    series, labels = catalogue()
+    recorded = {r["record"] for r in rules() if "record" in r}
+    rule_labels = {k for r in rules() for k in r.get("labels", {})}
+    metrics, used_labels, introduced = used_names(rule["expr"])
+    unknown = metrics - series - recorded
+    assert not unknown, f"not in docs/telemetry.md: {sorted(unknown)}"
+    unknown_labels = used_labels - labels - BUILTIN_LABELS - rule_labels - introduced
+    assert not unknown_labels, f"labels not in docs/telemetry.md: {sorted(unknown_labels)}"
+    for text in rule.get("annotations", {}).values():
+        for label in re.findall(r"\$labels\.(\w+)", text):
+            assert label in labels | BUILTIN_LABELS | introduced | rule_labels, label
+
+
+def test_catalogue_check_can_fail() -> None:
+    series, _ = catalogue()
+    metrics, _, _ = used_names("rate(made_up_metric_total[5m])")
+    assert metrics - series == {"made_up_metric_total"}
