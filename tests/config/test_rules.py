@@ -4,11 +4,21 @@ every alert is documented and tested, and rules use only the catalogue's series 
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
 from atalaia import slo
 from tests.conftest import run
@@ -223,3 +233,125 @@ def test_catalogue_check_can_fail() -> None:
     series, _ = catalogue()
     metrics, _, _ = used_names("rate(made_up_metric_total[5m])")
     assert metrics - series == {"made_up_metric_total"}
+
+
+# --- `le` spellings under real ingestion -------------------------------------------------------
+
+
+def test_le_spellings_in_a_real_prometheus(tool, tmp_path: Path) -> None:
+    """A real Prometheus 3 stores le="120.0" for a scraped prometheus-client histogram and le="120"
+    for an OTLP one, and the selectors the rules use (`le=~"120(\\.0)?"`) match both."""
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    buckets = [0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600]
+    registry = CollectorRegistry()
+    scraped = Histogram(
+        "orchestrator_task_duration_seconds", "enqueue -> result", ["status"], buckets=buckets,
+        registry=registry,
+    )  # fmt: skip
+    for seconds in (3, 20, 100, 200):
+        scraped.labels(status="success").observe(seconds)
+    exporter_port, prom_port = free_port(), free_port()
+    server, _ = start_http_server(exporter_port, addr="127.0.0.1", registry=registry)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(p) for p in RULE_FILES],
+                "scrape_configs": [
+                    {
+                        "job_name": "orchestrator",
+                        "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}],
+                    }
+                ],
+            }
+        )
+    )
+    url = f"http://127.0.0.1:{prom_port}"
+    prom = subprocess.Popen(
+        [
+            str(tool("prometheus", "prometheus")),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{prom_port}",
+            "--web.enable-otlp-receiver",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "prometheus.log", "w"),  # noqa: SIM115
+    )
+    provider = None
+    try:
+
+        def query(q: str) -> list[dict[str, Any]]:
+            r = httpx.get(f"{url}/api/v1/query", params={"query": q}, timeout=5)
+            assert r.status_code == 200, r.text
+            return r.json()["data"]["result"]
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        reader = PeriodicExportingMetricReader(
+            OTLPMetricExporter(endpoint=f"{url}/api/v1/otlp/v1/metrics"),
+            export_interval_millis=600_000,
+        )
+        provider = MeterProvider(
+            resource=Resource.create({"service.name": "le-test", "gen_ai.agent.name": "helix"}),
+            metric_readers=[reader],
+            views=[
+                View(
+                    instrument_name="atalaia.task.duration",
+                    aggregation=ExplicitBucketHistogramAggregation(buckets),
+                )
+            ],
+        )
+        pushed = provider.get_meter("le-test").create_histogram("atalaia.task.duration", unit="s")
+        for seconds in (3, 20, 100, 200):
+            pushed.record(seconds, {"atalaia.task.outcome": "success"})
+        assert provider.force_flush(10_000)
+
+        def le_values(metric: str) -> set[str]:
+            return {s["metric"]["le"] for s in query(f"{metric}_bucket")}
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (
+            le_values("orchestrator_task_duration_seconds")
+            and le_values("atalaia_task_duration_seconds")
+        ):
+            time.sleep(0.3)
+        assert {"30.0", "120.0"} <= le_values("orchestrator_task_duration_seconds")
+        assert "120" not in le_values("orchestrator_task_duration_seconds")
+        assert {"30", "120"} <= le_values("atalaia_task_duration_seconds")
+        assert "120.0" not in le_values("atalaia_task_duration_seconds")
+        for metric in ("orchestrator_task_duration_seconds", "atalaia_task_duration_seconds"):
+            # 3 of the 4 observations are within 120 s, 2 within 30 s, whichever the spelling.
+            for le, share in (("120", 0.75), ("30", 0.5)):
+                [sample] = query(
+                    f'sum({metric}_bucket{{le=~"{le}(\\\\.0)?"}}) / sum({metric}_count)'
+                )
+                assert float(sample["value"][1]) == share, (metric, le, sample)
+        # The repo's rules load and evaluate in the real server.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not query('slo:objective:ratio{slo="latency_p99"}'):
+            time.sleep(0.3)
+        assert float(query('slo:objective:ratio{slo="latency_p99"}')[0]["value"][1]) == 0.99
+        r = httpx.get(f"{url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+        failing = [
+            (g["name"], x.get("lastError")) for g in r for x in g["rules"] if x.get("lastError")
+        ]
+        assert not failing, failing
+    finally:
+        if provider is not None:
+            provider.shutdown()
+        prom.terminate()
+        prom.wait(timeout=10)
+        server.shutdown()
