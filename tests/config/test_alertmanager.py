@@ -229,6 +229,10 @@ def test_alertmanager_delivers_to_the_sink_and_inhibits(stack: dict[str, str]) -
         # Another department's warning is not inhibited.
         alert("HighFailureRate", "warning", atalaia_department="ops", reason="timeout"),
         alert("Watchdog", "none"),
+        # A vanished agent inhibits its own stale-heartbeat warning, not another agent's.
+        alert("AgentVanished", "critical", gen_ai_agent_name="helix"),
+        alert("AgentHeartbeatStale", "warning", gen_ai_agent_name="helix"),
+        alert("AgentHeartbeatStale", "warning", gen_ai_agent_name="sigma"),
     ]
     r = httpx.post(f"{stack['am']}/api/v2/alerts", json=alerts)
     assert r.status_code == 200, r.text
@@ -240,16 +244,30 @@ def test_alertmanager_delivers_to_the_sink_and_inhibits(stack: dict[str, str]) -
         )
 
     wait_for(delivered, "notifications in the sink")
+    wait_for(
+        lambda: all(
+            len(sink_notifications(stack, rcv)) == 2
+            for rcv in ("pagerduty-critical", "slack-critical", "slack-platform")
+        ),
+        "two groups per receiver",
+    )
     for receiver in ("pagerduty-critical", "slack-critical"):
-        [n] = sink_notifications(stack, receiver)
-        payload = n["payload"]
+        groups = {
+            n["payload"]["groupLabels"]["alertname"]: n["payload"]
+            for n in sink_notifications(stack, receiver)
+        }
+        assert set(groups) == {"TaskSuccessRateLow", "AgentVanished"}
+        payload = groups["TaskSuccessRateLow"]
         assert payload["receiver"] == receiver
         assert [a["labels"]["severity"] for a in payload["alerts"]] == ["critical"]
         assert payload["alerts"][0]["annotations"]["runbook_url"].endswith("TaskSuccessRateLow.md")
-    platform = [
-        a for n in sink_notifications(stack, "slack-platform") for a in n["payload"]["alerts"]
-    ]
-    assert [a["labels"]["alertname"] for a in platform] == ["HighFailureRate"]  # warning inhibited
+    platform = sorted(
+        (a["labels"]["alertname"], a["labels"].get("gen_ai_agent_name", ""))
+        for n in sink_notifications(stack, "slack-platform")
+        for a in n["payload"]["alerts"]
+    )
+    # The sales TaskSuccessRateLow warning and helix's stale heartbeat are inhibited.
+    assert platform == [("AgentHeartbeatStale", "sigma"), ("HighFailureRate", "")]
     watchdog = sink_notifications(stack, "deadmans-switch")[0]["payload"]
     assert watchdog["commonLabels"]["alertname"] == "Watchdog"
     assert sink_notifications(stack, "email-finance") == []
