@@ -1,6 +1,6 @@
 """The local alert sink: where Alertmanager delivers when no real integration is configured.
 
-    python -m atalaia.alert_sink --host 127.0.0.1 --port 9199 --data-dir ./alert-sink-data
+    python -m atalaia.alert_sink --host 127.0.0.1 --port 9199 [--data-dir DIR]
 
 Alertmanager posts its webhook payload (version 4) to ``POST /webhook/<receiver>``; every receiver
 in alertmanager/alertmanager.yml has such a webhook, so a person can see what would have gone to
@@ -285,6 +285,15 @@ class SinkServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
 
 
+def default_data_dir() -> Path:
+    """$ATALAIA_ALERT_SINK_DATA_DIR, else the XDG state directory: writable for an unprivileged
+    user in a container (its home) and outside the repository when run natively."""
+    if explicit := os.environ.get(DATA_DIR_ENV):
+        return Path(explicit)
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "atalaia" / "alert-sink"
+
+
 def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonLogFormatter())
@@ -306,12 +315,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get(DATA_DIR_ENV, "alert-sink-data")),
-        help=f"where notifications.jsonl lives (default: ${DATA_DIR_ENV} or ./alert-sink-data)",
+        default=default_data_dir(),
+        help=f"where notifications.jsonl lives (default: ${DATA_DIR_ENV}, else "
+        "$XDG_STATE_HOME/atalaia/alert-sink, else ~/.local/state/atalaia/alert-sink)",
     )
     args = parser.parse_args(argv)
     configure_logging()
-    server = SinkServer((args.host, args.port), Store(args.data_dir))
+    try:
+        store = Store(args.data_dir)
+        with store.path.open("a"):  # fail now, not on the first alert, if it is not writable
+            pass
+    except OSError as e:
+        log.error("cannot write the data dir", extra={"fields": {"error": str(e)}})
+        return 2
+    server = SinkServer((args.host, args.port), store)
     host, port = server.server_address[:2]
     log.info(
         "listening",

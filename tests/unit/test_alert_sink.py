@@ -249,3 +249,21 @@ def test_concurrent_posts_are_all_recorded(sink: Sink) -> None:
     assert names == {f"agent-{i}" for i in range(40)}
     for line in (sink.data_dir / "notifications.jsonl").read_text().splitlines():
         json.loads(line)  # no interleaved writes
+
+
+def test_default_data_dir_and_unwritable_dir(tmp_path: Path) -> None:
+    from atalaia import alert_sink
+
+    env = {k: v for k, v in os.environ.items() if k != "ATALAIA_ALERT_SINK_DATA_DIR"}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    code = (
+        "from atalaia.alert_sink import default_data_dir; print(default_data_dir())"
+    )  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == str(tmp_path / "state" / "atalaia" / "alert-sink")
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert alert_sink.main(["--port", str(free_port()), "--data-dir", str(blocker / "x")]) == 2
