@@ -163,9 +163,9 @@ def catalogue() -> tuple[set[str], set[str]]:
             series.add(name + suffix)
             if name.endswith("_bucket"):
                 series.add(name.removesuffix("_bucket") + suffix)
-    # Rows like `otelcol_exporter_sent_spans_total` / `_metric_points_total` / `_log_records_total`.
+    # Rows like `otelcol_exporter_sent_spans` / `_metric_points` / `_log_records`.
     text = CATALOGUE.read_text()
-    for base, rest in re.findall(r"`(\w+?)_(?:spans)_total`((?:\s*/\s*`_\w+`)+)", text):
+    for base, rest in re.findall(r"`(\w+?)_spans`((?:\s*/\s*`_\w+`)+)", text):
         for suffix in re.findall(r"`(_\w+)`", rest):
             series.add(base + suffix)
     return series, labels
