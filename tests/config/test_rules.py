@@ -355,3 +355,261 @@ def test_le_spellings_in_a_real_prometheus(tool, tmp_path: Path) -> None:
         prom.terminate()
         prom.wait(timeout=10)
         server.shutdown()
+
+
+# --- stack self-metric names, from the running binaries ----------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _series_names(metrics_text: str) -> set[str]:
+    return set(re.findall(r"^([a-zA-Z_:][\w:]*)[{ ]", metrics_text, flags=re.M))
+
+
+def _rule_names(prefix: str) -> set[str]:
+    return {m for r in rules() for m in used_names(r["expr"])[0] if m.startswith(prefix)}
+
+
+class _Process:
+    def __init__(self, cmd: list[str], log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"))  # noqa: SIM115
+
+    def wait_http(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"{url} not ready: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:  # Loki's graceful shutdown takes long; not under test
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def test_collector_self_metrics_used_by_rules_exist(tool, tmp_path: Path) -> None:
+    """Run the pinned collector with every pipeline exporting to a backend that is slow and
+    fails, so receivers count refusals, exporters count failed sends and full queues; every
+    otelcol_* series the rules use must then be on :8888."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class SlowFailingBackend(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            time.sleep(2)
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), SlowFailingBackend)
+    Thread(target=backend.serve_forever, daemon=True).start()
+    otlp_port, telemetry_port = _free_port(), _free_port()
+    exporter = {
+        "endpoint": f"http://127.0.0.1:{backend.server_address[1]}",
+        "retry_on_failure": {"enabled": False},
+        "sending_queue": {"enabled": True, "queue_size": 1, "num_consumers": 1},
+    }
+    pipeline = {"receivers": ["otlp"], "exporters": ["otlp_http/slow"]}
+    config = {
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{otlp_port}"}}}},
+        "exporters": {"otlp_http/slow": exporter},
+        "service": {
+            "pipelines": {"logs": pipeline, "traces": pipeline, "metrics": pipeline},
+            "telemetry": {
+                "metrics": {
+                    "level": "normal",
+                    "readers": [
+                        {
+                            "pull": {
+                                "exporter": {
+                                    "prometheus": {"host": "127.0.0.1", "port": telemetry_port}
+                                }
+                            }
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    (tmp_path / "otelcol.yaml").write_text(yaml.safe_dump(config))
+    binary = tool("otelcol", "otelcol-atalaia")
+    proc = _Process(
+        [str(binary), f"--config={tmp_path / 'otelcol.yaml'}"], tmp_path / "otelcol.log"
+    )
+    metrics_url = f"http://127.0.0.1:{telemetry_port}/metrics"
+    try:
+        proc.wait_http(metrics_url)
+        bodies = {
+            "logs": {
+                "resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "x"}}]}]}]
+            },
+            "traces": {
+                "resourceSpans": [
+                    {
+                        "scopeSpans": [
+                            {
+                                "spans": [
+                                    {
+                                        "traceId": "5b8efff798038103d269b633813fc60c",
+                                        "spanId": "eee19b7ec3c1b174",
+                                        "name": "x",
+                                        "startTimeUnixNano": "1",
+                                        "endTimeUnixNano": "2",
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                ]
+            },
+            "metrics": {
+                "resourceMetrics": [
+                    {
+                        "scopeMetrics": [
+                            {
+                                "metrics": [
+                                    {
+                                        "name": "g",
+                                        "gauge": {
+                                            "dataPoints": [{"asDouble": 1, "timeUnixNano": "1"}]
+                                        },
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                ]
+            },
+        }
+        for _ in range(4):  # 1 in flight + 1 queued; the rest find the queue full
+            for signal, body in bodies.items():
+                httpx.post(f"http://127.0.0.1:{otlp_port}/v1/{signal}", json=body, timeout=5)
+        wanted = _rule_names("otelcol_")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            missing = wanted - _series_names(httpx.get(metrics_url, timeout=5).text)
+            if not missing:
+                break
+            time.sleep(0.5)
+        assert not missing, f"the rules use otelcol series the collector does not expose: {missing}"
+    finally:
+        proc.stop()
+        backend.shutdown()
+
+
+def test_loki_and_tempo_self_metrics_used_by_rules_exist(tool, tmp_path: Path) -> None:
+    """Run the pinned Loki and Tempo, make Loki reject a line and serve an OTLP push, give Tempo a
+    span; every loki_* and tempo_* series the rules use must then be on their /metrics."""
+    loki_http, loki_grpc = _free_port(), _free_port()
+    loki_dir = tmp_path / "loki"
+    loki_config = {
+        "auth_enabled": False,
+        "server": {"http_listen_port": loki_http, "grpc_listen_port": loki_grpc},
+        "common": {
+            "instance_addr": "127.0.0.1",
+            "path_prefix": str(loki_dir),
+            "storage": {
+                "filesystem": {
+                    "chunks_directory": str(loki_dir / "chunks"),
+                    "rules_directory": str(loki_dir / "rules"),
+                }
+            },
+            "replication_factor": 1,
+            "ring": {"kvstore": {"store": "inmemory"}},
+        },
+        "ingester": {"lifecycler": {"min_ready_duration": "1s", "final_sleep": "0s"}},
+        "schema_config": {
+            "configs": [
+                {
+                    "from": "2024-01-01",
+                    "store": "tsdb",
+                    "object_store": "filesystem",
+                    "schema": "v13",
+                    "index": {"prefix": "index_", "period": "24h"},
+                }
+            ]
+        },
+        "limits_config": {"allow_structured_metadata": True},
+    }
+    tempo_http, tempo_grpc, tempo_otlp, tempo_gossip = (_free_port() for _ in range(4))
+    tempo_dir = tmp_path / "tempo"
+    tempo_config = {
+        "server": {
+            "http_listen_address": "127.0.0.1",
+            "http_listen_port": tempo_http,
+            "grpc_listen_address": "127.0.0.1",
+            "grpc_listen_port": tempo_grpc,
+        },
+        "memberlist": {"bind_addr": ["127.0.0.1"], "bind_port": tempo_gossip},
+        "distributor": {
+            "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{tempo_otlp}"}}}}
+        },
+        "ingester": {"lifecycler": {"min_ready_duration": "1s", "final_sleep": "0s"}},
+        "storage": {
+            "trace": {
+                "backend": "local",
+                "wal": {"path": str(tempo_dir / "wal")},
+                "local": {"path": str(tempo_dir / "blocks")},
+            }
+        },
+        "usage_report": {"reporting_enabled": False},
+    }
+    (tmp_path / "loki.yaml").write_text(yaml.safe_dump(loki_config))
+    (tmp_path / "tempo.yaml").write_text(yaml.safe_dump(tempo_config))
+    loki = _Process(
+        [str(tool("loki")), f"-config.file={tmp_path / 'loki.yaml'}"], tmp_path / "loki.log"
+    )
+    tempo = _Process(
+        [str(tool("tempo")), f"-config.file={tmp_path / 'tempo.yaml'}"], tmp_path / "tempo.log"
+    )
+    try:
+        loki_url, tempo_url = f"http://127.0.0.1:{loki_http}", f"http://127.0.0.1:{tempo_http}"
+        loki.wait_http(f"{loki_url}/ready")
+        tempo.wait_http(f"{tempo_url}/ready")
+        month_ago = str((int(time.time()) - 30 * 86400) * 10**9)
+        stream = {"stream": {"service_name": "t"}, "values": [[month_ago, "too old"]]}
+        httpx.post(f"{loki_url}/loki/api/v1/push", json={"streams": [stream]}, timeout=5)
+        httpx.post(f"{loki_url}/otlp/v1/logs", json={"resourceLogs": []}, timeout=5)
+        span = {
+            "traceId": "5b8efff798038103d269b633813fc60c",
+            "spanId": "eee19b7ec3c1b174",
+            "name": "x",
+            "startTimeUnixNano": str(time.time_ns()),
+            "endTimeUnixNano": str(time.time_ns() + 1000),
+        }
+        body = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+        assert (
+            httpx.post(f"http://127.0.0.1:{tempo_otlp}/v1/traces", json=body, timeout=5).status_code
+            == 200
+        )
+        loki_text = httpx.get(f"{loki_url}/metrics", timeout=5).text
+        tempo_text = httpx.get(f"{tempo_url}/metrics", timeout=5).text
+        assert _rule_names("loki_") <= _series_names(loki_text)
+        assert _rule_names("tempo_") <= _series_names(tempo_text)
+        # The label values the rules select on.
+        assert 'route="otlp_v1_logs"' in loki_text
+        assert 'route="loki_api_v1_push"' in loki_text
+        assert re.search(
+            r'loki_discarded_samples_total\{[^}]*reason="greater_than_max_sample_age"', loki_text
+        )
+    finally:
+        loki.stop()
+        tempo.stop()
