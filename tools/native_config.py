@@ -58,12 +58,13 @@ MAIN_CONFIGS = (
     "tempo/tempo.yaml",
 )
 
-_HOST_RE = re.compile(r"\b(?:" + "|".join(map(re.escape, HOSTS)) + r"|0\.0\.0\.0):(\d+)\b")
+_HOST_RE = re.compile(r"\b(?:" + "|".join(map(re.escape, HOSTS)) + r"):(\d+)\b")
+_WILDCARD_RE = re.compile(r"(?<![\d.])0\.0\.0\.0(?![\d.])")
 
 
 def rewrite_hosts(text: str) -> str:
-    """`loki:3100`, `0.0.0.0:4317` -> `127.0.0.1:<port>`."""
-    return _HOST_RE.sub(r"127.0.0.1:\1", text)
+    """`loki:3100` -> `127.0.0.1:3100`; every wildcard bind `0.0.0.0` -> `127.0.0.1`."""
+    return _WILDCARD_RE.sub("127.0.0.1", _HOST_RE.sub(r"127.0.0.1:\1", text))
 
 
 def path_map(config_dir: Path, data_dir: Path) -> dict[str, str]:

@@ -104,8 +104,6 @@ SERVICES: tuple[Service, ...] = (
         lambda cfg, _data: [
             _bin("loki"),
             f"-config.file={cfg / 'loki/loki.yaml'}",
-            "-server.http-listen-address=127.0.0.1",
-            "-server.grpc-listen-address=127.0.0.1",
         ],
         f"{LOCAL}:3100/ready",
         (3100, 9096),
@@ -116,11 +114,9 @@ SERVICES: tuple[Service, ...] = (
         lambda cfg, _data: [
             _bin("tempo"),
             f"-config.file={cfg / 'tempo/tempo.yaml'}",
-            "-server.http-listen-address=127.0.0.1",
-            "-server.grpc-listen-address=127.0.0.1",
         ],
         f"{LOCAL}:3200/ready",
-        (3200, 9097, 4417, 4418),
+        (3200, 9097, 4417, 4418, 7947),  # 7947: memberlist, on loopback
         {"tempo": f"{LOCAL}:3200"},
     ),
     Service(
