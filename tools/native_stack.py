@@ -138,7 +138,7 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         "alert-sink",
-        lambda _cfg, _data: [
+        lambda _cfg, data: [
             sys.executable,
             "-m",
             "atalaia.alert_sink",
@@ -146,6 +146,7 @@ SERVICES: tuple[Service, ...] = (
             "127.0.0.1",
             "--port",
             "9199",
+            f"--data-dir={data / 'alert-sink'}",
         ],
         f"{LOCAL}:9199/health",
         (9199,),
