@@ -110,6 +110,17 @@ class Tempo:
             for span in ss.get("spans", [])
         ]
 
+    def metrics_query_range(self, traceql: str, since: float = 900, step: str = "15s") -> list:
+        """TraceQL metrics (`{...} | rate()`): the series, each with its samples."""
+        now = int(time.time())
+        resp = httpx.get(
+            f"{self.url}/api/metrics/query_range",
+            timeout=10,
+            params={"q": traceql, "start": now - int(since), "end": now + 60, "step": step},
+        )
+        resp.raise_for_status()
+        return resp.json().get("series", [])
+
     def search(self, traceql: str, since: float = 900) -> list[dict[str, Any]]:
         now = int(time.time())
         resp = httpx.get(

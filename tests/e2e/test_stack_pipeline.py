@@ -205,3 +205,14 @@ def test_secrets_are_redacted_before_storage(scenario: Scenario, loki: Loki, tem
     spans = eventually(lambda: tempo.spans(scenario.trace_id), timeout=30, what="the trace")
     (client,) = [s for s in spans if s["name"] == "chat mock-model"]
     assert attributes(client)["llm.api_key"] == "****"
+
+
+def test_traceql_metrics_answer_from_local_blocks(scenario: Scenario, tempo: Tempo) -> None:
+    """The metrics-generator's local-blocks processor makes `{...} | rate()` queries work."""
+    query = f'{{resource.service.name="{scenario.agent.service}"}} | count_over_time()'
+
+    def counted() -> float:
+        series = tempo.metrics_query_range(query, since=600)
+        return sum(float(s.get("value", 0)) for ts in series for s in ts.get("samples", []))
+
+    assert eventually(counted, timeout=30, what="a TraceQL metrics result") == 2  # its 2 spans
