@@ -192,9 +192,9 @@ def _alive(pid: int, binary: str) -> bool:
     """True if pid runs `binary` (a recycled pid that runs something else is not ours)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
-    except PermissionError:
+    if not _reap(pid):  # exited: our zombie child, reaped now
         return False
     cmdline = Path(f"/proc/{pid}/cmdline")
     if cmdline.exists():
@@ -202,7 +202,7 @@ def _alive(pid: int, binary: str) -> bool:
             raw = cmdline.read_bytes()
         except OSError:
             return False
-        # Empty for an instant right after exec (and for zombies, which _reap handles).
+        # Empty for an instant right after exec.
         return not raw or binary.encode() in raw.split(b"\0")[:3]
     return True
 
@@ -284,7 +284,9 @@ class NativeStack:
         todo = [s for s in self.services if names is None or s.name in set(names)]
         self.check_binaries()
         self.check_ports(todo)
-        native_config.prepare(self.state_dir)
+        if names is None or not self.config_dir.exists():
+            # A fresh copy for a full start; one service restarting keeps the copy the others run.
+            native_config.prepare(self.state_dir)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         pids = self._read_pids()
         for s in todo:
