@@ -54,3 +54,78 @@ test-e2e: tools ## only the end-to-end tests against the native stack
 
 bench: venv ## overhead of track_llm_call per call (no-op API vs SDK); not part of `make test`
 	$(PY) bench/bench_llm_call.py
+
+# ---------------------------------------------------------------------------------------------
+# The stack (issue 3): compose when a Docker engine answers, else the native stack.
+# ---------------------------------------------------------------------------------------------
+.PHONY: up down clean logs ps up-native down-native env
+
+DOCKER_OK := $(shell docker info >/dev/null 2>&1 && echo yes)
+NATIVE_DIR := $(or $(ATALAIA_NATIVE_DIR),$(or $(XDG_STATE_HOME),$(HOME)/.local/state)/atalaia/native)
+UI_HOST := $(or $(shell sed -n 's/^ATALAIA_UI_BIND=//p' .env 2>/dev/null),127.0.0.1)
+
+.env: .env.example
+	@[ -f .env ] || { cp .env.example .env; chmod 600 .env; echo "==> created .env from .env.example"; }
+	@if grep -q '^GRAFANA_ADMIN_PASSWORD=$$' .env; then \
+	  $(PYTHON) -c 'import pathlib, re, secrets; p = pathlib.Path(".env"); \
+	    p.write_text(re.sub(r"(?m)^GRAFANA_ADMIN_PASSWORD=$$", \
+	      "GRAFANA_ADMIN_PASSWORD=" + secrets.token_urlsafe(18), p.read_text()))'; \
+	  echo "==> wrote a random Grafana admin password into .env"; fi
+	@touch .env
+
+env: .env ## create .env (random Grafana admin password) if it does not exist
+
+up: ## run the stack (compose, or natively without Docker) and print every URL
+ifeq ($(DOCKER_OK),yes)
+	@$(MAKE) --no-print-directory .env
+	$(COMPOSE) up -d --build --wait
+	@echo "==> Atalaia is up"
+	@echo "  Grafana        http://$(UI_HOST):3000  (user $$(sed -n 's/^GRAFANA_ADMIN_USER=//p' .env), password $$(sed -n 's/^GRAFANA_ADMIN_PASSWORD=//p' .env))"
+	@echo "  Prometheus     http://$(UI_HOST):9090"
+	@echo "  Alertmanager   http://$(UI_HOST):9093"
+	@echo "  Loki           http://$(UI_HOST):3100"
+	@echo "  Tempo          http://$(UI_HOST):3200"
+	@echo "  Alert sink     http://$(UI_HOST):9199"
+	@echo "  Orchestrator   http://$(UI_HOST):8000/metrics"
+	@echo "  Collector      http://$(UI_HOST):8888/metrics (self-metrics), http://$(UI_HOST):13133 (health)"
+	@echo "  OTLP (agents)  grpc://<this host>:4317  http://<this host>:4318"
+else
+	@echo "==> no Docker engine answers \`docker info\`: running the native stack instead"
+	@$(MAKE) --no-print-directory up-native
+endif
+
+down: ## stop the stack (data is kept)
+ifeq ($(DOCKER_OK),yes)
+	$(COMPOSE_CLI) --env-file versions.env $(if $(wildcard .env),--env-file .env) down
+else
+	@$(MAKE) --no-print-directory down-native
+endif
+
+clean: ## stop the stack and DELETE its data (asks first)
+	@read -r -p "Delete all Atalaia data (compose volumes and $(NATIVE_DIR))? [y/N] " ok; \
+	  [ "$$ok" = y ] || [ "$$ok" = yes ] || { echo "kept everything"; exit 1; }
+ifeq ($(DOCKER_OK),yes)
+	$(COMPOSE_CLI) --env-file versions.env $(if $(wildcard .env),--env-file .env) down -v
+endif
+	@$(MAKE) --no-print-directory down-native
+	rm -rf "$(NATIVE_DIR)"
+
+logs: ## follow the stack's logs
+ifeq ($(DOCKER_OK),yes)
+	$(COMPOSE_CLI) --env-file versions.env $(if $(wildcard .env),--env-file .env) logs -f --tail=100
+else
+	tail -n 50 -F "$(NATIVE_DIR)"/logs/*.log
+endif
+
+ps: ## list the stack's services and their health
+ifeq ($(DOCKER_OK),yes)
+	$(COMPOSE_CLI) --env-file versions.env $(if $(wildcard .env),--env-file .env) ps
+else
+	-$(PY) -m tools.native_stack status
+endif
+
+up-native: tools ## run collector, Prometheus, Alertmanager, Loki, Tempo as local processes
+	$(PY) -m tools.native_stack up
+
+down-native: venv ## stop the native stack
+	$(PY) -m tools.native_stack down
