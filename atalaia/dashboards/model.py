@@ -318,9 +318,7 @@ class Dashboard:
             "version": 1,
             "time": {"from": self.time_from, "to": "now"},
             "timepicker": {"refresh_intervals": ["30s", "1m", "5m", "15m"]},
-            "templating": {
-                "list": [datasource_variable(), *(v.to_json() for v in self.variables)]
-            },
+            "templating": {"list": [datasource_variable(), *(v.to_json() for v in self.variables)]},
             "annotations": {
                 "list": [
                     {

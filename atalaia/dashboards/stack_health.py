@@ -46,11 +46,11 @@ def build() -> Dashboard:
                 f"{signal.capitalize()} items per second accepted and refused by the collector's "
                 "receivers (refused = memory limiter or back-pressure).",
                 prom(
-                    f"sum by (receiver) (rate(otelcol_receiver_accepted_{item}_total[{RI}]))",
+                    f"sum by (receiver) (rate(otelcol_receiver_accepted_{item}[{RI}]))",
                     "accepted {{receiver}}",
                 ),
                 prom(
-                    f"sum by (receiver) (rate(otelcol_receiver_refused_{item}_total[{RI}]))",
+                    f"sum by (receiver) (rate(otelcol_receiver_refused_{item}[{RI}]))",
                     "refused {{receiver}}",
                 ),
                 w=8,
@@ -63,15 +63,15 @@ def build() -> Dashboard:
                 f"{signal.capitalize()} items per second each exporter delivered, and dropped "
                 "after all retries (send failed) or because its queue was full (enqueue failed).",
                 prom(
-                    f"sum by (exporter) (rate(otelcol_exporter_sent_{item}_total[{RI}]))",
+                    f"sum by (exporter) (rate(otelcol_exporter_sent_{item}[{RI}]))",
                     "sent {{exporter}}",
                 ),
                 prom(
-                    f"sum by (exporter) (rate(otelcol_exporter_send_failed_{item}_total[{RI}]))",
+                    f"sum by (exporter) (rate(otelcol_exporter_send_failed_{item}[{RI}]))",
                     "send failed {{exporter}}",
                 ),
                 prom(
-                    f"sum by (exporter) (rate(otelcol_exporter_enqueue_failed_{item}_total[{RI}]))",
+                    f"sum by (exporter) (rate(otelcol_exporter_enqueue_failed_{item}[{RI}]))",
                     "enqueue failed {{exporter}}",
                 ),
                 w=8,
