@@ -1,0 +1,269 @@
+"""The alert sink as a real process on a free port, fed real Alertmanager webhook payloads."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tools.upstream import REPO
+
+# What Alertmanager 0.34 posts for a webhook_config (captured from a real instance by
+# tests/config/test_alertmanager.py, which checks the sink accepts the live payloads too).
+PAYLOAD: dict[str, Any] = {
+    "receiver": "slack-critical",
+    "status": "firing",
+    "alerts": [
+        {
+            "status": "firing",
+            "labels": {
+                "alertname": "AgentVanished",
+                "gen_ai_agent_name": "helix",
+                "severity": "critical",
+            },
+            "annotations": {
+                "description": "Agent helix reported heartbeats within the last hour ...",
+                "runbook_url": "https://github.com/atalaia/atalaia/blob/main/docs/runbooks/AgentVanished.md",
+                "summary": "Agent helix vanished",
+            },
+            "startsAt": "2026-11-21T05:48:03.123456789Z",
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus:9090/graph?g0.expr=...&g0.tab=1",
+            "fingerprint": "3c8a5d9f0e1b2a47",
+        }
+    ],
+    "groupLabels": {"alertname": "AgentVanished", "severity": "critical"},
+    "commonLabels": {
+        "alertname": "AgentVanished",
+        "gen_ai_agent_name": "helix",
+        "severity": "critical",
+    },
+    "commonAnnotations": {"summary": "Agent helix vanished"},
+    "externalURL": "http://alertmanager:9093",
+    "version": "4",
+    "groupKey": '{}/{severity="critical"}:{alertname="AgentVanished", severity="critical"}',
+    "truncatedAlerts": 0,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Sink:
+    url: str
+    data_dir: Path
+    proc: subprocess.Popen[str]
+
+    def stop(self) -> str:
+        """Stop the process (SIGTERM, like docker stop) and return what it printed."""
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        return out
+
+
+def start_sink(data_dir: Path) -> Sink:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "atalaia.alert_sink", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO,
+        env={**os.environ, "ATALAIA_ALERT_SINK_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"alert sink exited: {proc.communicate()[0]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return Sink(url, data_dir, proc)
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail("alert sink did not answer /health within 10 s")
+
+
+@pytest.fixture
+def sink(tmp_path: Path) -> Iterator[Sink]:
+    s = start_sink(tmp_path / "data")
+    yield s
+    if s.proc.poll() is None:
+        s.stop()
+
+
+def post(sink: Sink, receiver: str, body: Any, **kw: Any) -> httpx.Response:
+    if isinstance(body, bytes | str):
+        return httpx.post(f"{sink.url}/webhook/{receiver}", content=body, timeout=5, **kw)
+    return httpx.post(f"{sink.url}/webhook/{receiver}", json=body, timeout=5, **kw)
+
+
+def listed(sink: Sink, **params: Any) -> list[dict[str, Any]]:
+    r = httpx.get(f"{sink.url}/notifications", params=params, timeout=5)
+    assert r.status_code == 200, r.text
+    return r.json()["notifications"]
+
+
+def test_health(sink: Sink) -> None:
+    r = httpx.get(f"{sink.url}/health", timeout=5)
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "notifications": 0}
+
+
+def test_accepts_and_lists_newest_first_by_receiver(sink: Sink) -> None:
+    resolved = copy.deepcopy(PAYLOAD)
+    resolved["status"] = "resolved"
+    resolved["alerts"][0]["status"] = "resolved"
+    resolved["alerts"][0]["endsAt"] = "2026-11-21T06:01:00Z"
+
+    assert post(sink, "slack-critical", PAYLOAD).status_code == 200
+    assert post(sink, "pagerduty-critical", PAYLOAD).status_code == 200
+    r = post(sink, "slack-critical", resolved)
+    assert r.status_code == 200
+    assert r.json()["receiver"] == "slack-critical"
+
+    everything = listed(sink)
+    assert [n["receiver"] for n in everything] == [
+        "slack-critical",
+        "pagerduty-critical",
+        "slack-critical",
+    ]
+    assert everything[0]["payload"] == resolved  # newest first, stored verbatim
+    assert everything[2]["payload"] == PAYLOAD
+
+    slack = listed(sink, receiver="slack-critical")
+    assert [n["payload"]["status"] for n in slack] == ["resolved", "firing"]
+    assert listed(sink, receiver="email-finance") == []
+    assert len(listed(sink, limit=1)) == 1
+    assert httpx.get(f"{sink.url}/health", timeout=5).json()["notifications"] == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"\xff\xfe", 400, "not valid JSON"),
+        ([PAYLOAD], 422, "must be a JSON object"),
+        ({**PAYLOAD, "version": "3"}, 422, '"version" must be "4"'),
+        ({**PAYLOAD, "status": "pending"}, 422, '"status" must be one of firing, resolved'),
+        ({**PAYLOAD, "alerts": []}, 422, '"alerts" must be a non-empty array'),
+        ({k: v for k, v in PAYLOAD.items() if k != "groupKey"}, 422, '"groupKey" must be a string'),
+        ({**PAYLOAD, "commonLabels": {"severity": 2}}, 422, '"commonLabels" must be an object'),
+        (
+            {**PAYLOAD, "alerts": [{**PAYLOAD["alerts"][0], "labels": {"severity": "critical"}}]},
+            422,
+            "alerts[0].labels has no alertname",
+        ),
+        (
+            {**PAYLOAD, "alerts": [{**PAYLOAD["alerts"][0], "startsAt": "yesterday"}]},
+            422,
+            "alerts[0].startsAt is not an RFC 3339 time",
+        ),
+        ({**PAYLOAD, "truncatedAlerts": -1}, 422, '"truncatedAlerts" must be a non-negative'),
+    ],
+)
+def test_malformed_payloads_are_rejected_and_nothing_is_lost(
+    sink: Sink, body: Any, status: int, message: str
+) -> None:
+    assert post(sink, "slack-critical", PAYLOAD).status_code == 200
+    r = post(sink, "slack-critical", body)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+    notifications = listed(sink)
+    assert len(notifications) == 1  # the bad one is not stored, the good one is still there
+    assert notifications[0]["payload"] == PAYLOAD
+
+
+def test_bad_requests(sink: Sink) -> None:
+    r = post(sink, "not a receiver!", PAYLOAD)
+    assert r.status_code == 400
+    assert "invalid receiver name" in r.json()["error"]
+    assert httpx.post(f"{sink.url}/alerts", json=PAYLOAD, timeout=5).status_code == 404
+    assert httpx.get(f"{sink.url}/webhook/slack-critical", timeout=5).status_code == 405
+    assert httpx.get(f"{sink.url}/notifications?limit=x", timeout=5).status_code == 400
+    too_big = b" " * (8 * 1024 * 1024 + 1)
+    assert post(sink, "slack-critical", too_big).status_code == 413
+    assert listed(sink) == []
+
+
+def test_persists_across_restarts_and_logs_json_lines(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    first = start_sink(data_dir)
+    assert post(first, "deadmans-switch", PAYLOAD).status_code == 200
+    assert post(first, "slack-critical", b"{").status_code == 400
+    out = first.stop()
+
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    notification = next(entry for entry in lines if entry["message"] == "notification")
+    assert notification["level"] == "INFO"
+    assert notification["logger"] == "atalaia.alert_sink"
+    assert notification["receiver"] == "deadmans-switch"
+    assert notification["alertname"] == "AgentVanished"
+    assert notification["status"] == "firing"
+    assert notification["severity"] == "critical"
+    assert notification["summaries"] == ["Agent helix vanished"]
+    rejected = next(entry for entry in lines if entry["message"] == "rejected request")
+    assert rejected["level"] == "WARNING"
+    assert rejected["status"] == 400
+
+    stored = (data_dir / "notifications.jsonl").read_text().splitlines()
+    assert len(stored) == 1
+
+    second = start_sink(data_dir)
+    try:
+        notifications = listed(second)
+        assert len(notifications) == 1
+        assert notifications[0]["receiver"] == "deadmans-switch"
+        assert notifications[0]["payload"] == PAYLOAD
+        assert notifications[0]["id"] == notification["notification_id"]
+    finally:
+        second.stop()
+
+
+def test_concurrent_posts_are_all_recorded(sink: Sink) -> None:
+    def send(i: int) -> int:
+        body = copy.deepcopy(PAYLOAD)
+        body["alerts"][0]["labels"]["gen_ai_agent_name"] = f"agent-{i}"
+        return post(sink, "slack-platform", body).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(send, range(40))) == {200}
+    names = {n["payload"]["alerts"][0]["labels"]["gen_ai_agent_name"] for n in listed(sink)}
+    assert names == {f"agent-{i}" for i in range(40)}
+    for line in (sink.data_dir / "notifications.jsonl").read_text().splitlines():
+        json.loads(line)  # no interleaved writes
+
+
+def test_default_data_dir_and_unwritable_dir(tmp_path: Path) -> None:
+    from atalaia import alert_sink
+
+    env = {k: v for k, v in os.environ.items() if k != "ATALAIA_ALERT_SINK_DATA_DIR"}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    code = (
+        "from atalaia.alert_sink import default_data_dir; print(default_data_dir())"
+    )  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == str(tmp_path / "state" / "atalaia" / "alert-sink")
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert alert_sink.main(["--port", str(free_port()), "--data-dir", str(blocker / "x")]) == 2
