@@ -1,7 +1,9 @@
 """Every dashboard query goes through the real parsers: throw-away Prometheus, Loki and Tempo from
 the tool cache, on free loopback ports, each answering every PromQL (instant and range), LogQL and
 TraceQL query with Grafana's variables substituted. A parse error fails; no data is needed here
-(tests/e2e/test_dash_queries.py runs the same queries against real data)."""
+(tests/e2e/test_dash_queries.py runs the same queries against real data). The same servers (and a
+throw-away Alertmanager) prove that the stack self-metrics the dashboards add to the catalogue are
+exposed under those names."""
 
 from __future__ import annotations
 
@@ -130,13 +132,21 @@ usage_report:
 @pytest.fixture(scope="module")
 def backends(tool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     d = tmp_path_factory.mktemp("dash-parse")
-    prom_port, loki_port, tempo_port = free_port(), free_port(), free_port()
-    (d / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
+    prom_port, loki_port, tempo_port, am_port = free_port(), free_port(), free_port(), free_port()
+    tempo_otlp = free_port()
+    (d / "alertmanager.yml").write_text(
+        "route:\n  receiver: sink\nreceivers:\n  - name: sink\n"
+        "    webhook_configs:\n      - url: http://127.0.0.1:9/\n"
+    )
+    (d / "prometheus.yml").write_text(  # scrapes itself, so that it appends samples
+        "scrape_configs:\n  - job_name: self\n    scrape_interval: 1s\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{prom_port}']\n"
+    )
     loki_dir, tempo_dir = d / "loki", d / "tempo"
     (d / "loki.yaml").write_text(LOKI_CONFIG.format(http=loki_port, grpc=free_port(), dir=loki_dir))
     (d / "tempo.yaml").write_text(
         TEMPO_CONFIG.format(
-            http=tempo_port, grpc=free_port(), gossip=free_port(), otlp=free_port(), dir=tempo_dir
+            http=tempo_port, grpc=free_port(), gossip=free_port(), otlp=tempo_otlp, dir=tempo_dir
         )
     )
     servers = [
@@ -163,6 +173,18 @@ def backends(tool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
             f"http://127.0.0.1:{tempo_port}/ready",
             d / "tempo.log",
         ),
+        Server(
+            "alertmanager",
+            [
+                str(tool("alertmanager")),
+                f"--config.file={d / 'alertmanager.yml'}",
+                f"--storage.path={d / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            f"http://127.0.0.1:{am_port}/-/ready",
+            d / "alertmanager.log",
+        ),
     ]
     try:
         for s in servers:
@@ -171,6 +193,8 @@ def backends(tool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
             "prometheus": f"http://127.0.0.1:{prom_port}",
             "loki": f"http://127.0.0.1:{loki_port}",
             "tempo": f"http://127.0.0.1:{tempo_port}",
+            "tempo_otlp": f"http://127.0.0.1:{tempo_otlp}",
+            "alertmanager": f"http://127.0.0.1:{am_port}",
         }
     finally:
         for s in servers:
@@ -227,3 +251,59 @@ def test_every_query_parses_in_the_real_backends(backends: dict[str, str]) -> No
 def test_a_broken_query_is_caught(backends: dict[str, str], kind: str, expr: str) -> None:
     with pytest.raises(AssertionError, match="HTTP 400"):
         run_query(backends, Query("x", "broken", kind, expr, False), expr)
+
+
+# The stack self-metrics the dashboards read beyond those the alert rules already prove.
+STACK_METRICS = {
+    "prometheus": ["prometheus_tsdb_head_samples_appended_total"],
+    "loki": ["loki_distributor_lines_received_total"],
+    "tempo": ["tempo_distributor_spans_received_total"],
+    "alertmanager": [
+        "alertmanager_notifications_total",
+        "alertmanager_notifications_failed_total",
+    ],
+}
+
+
+def exposed(url: str) -> set[str]:
+    text = httpx.get(url + "/metrics", timeout=10).text
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1].isalpha()}
+
+
+def test_stack_metrics_on_the_dashboards_exist(backends: dict[str, str]) -> None:
+    now_ns = str(time.time_ns())
+    push = {"streams": [{"stream": {"service_name": "dash-test"}, "values": [[now_ns, "hello"]]}]}
+    resp = httpx.post(backends["loki"] + "/loki/api/v1/push", json=push, timeout=10)
+    assert resp.status_code == 204, resp.text
+    span = {
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": "eee19b7ec3c1b174",
+        "name": "dash-test",
+        "kind": 1,
+        "startTimeUnixNano": now_ns,
+        "endTimeUnixNano": now_ns,
+    }
+    body = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "dash"}}]
+                },
+                "scopeSpans": [{"spans": [span]}],
+            }
+        ]
+    }
+    resp = httpx.post(backends["tempo_otlp"] + "/v1/traces", json=body, timeout=10)
+    assert resp.status_code == 200, resp.text
+    deadline = time.monotonic() + 30  # counters with labels appear on first use
+    while True:
+        missing = {
+            name
+            for component, names in STACK_METRICS.items()
+            for name in names
+            if name not in exposed(backends[component])
+        }
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not missing, f"not exposed by the pinned binaries: {sorted(missing)}"

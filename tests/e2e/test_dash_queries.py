@@ -86,8 +86,11 @@ class Backends:
             api = self.urls["prometheus"] + "/api/v1/"
             return [
                 ("instant", api + "query", {"query": expr, "time": now}),
-                ("range", api + "query_range", {"query": expr, "start": start, "end": now,
-                                                "step": 15}),  # fmt: skip
+                (
+                    "range",
+                    api + "query_range",
+                    {"query": expr, "start": start, "end": now, "step": 15},
+                ),
             ]
         if q.kind == "logql":
             api = self.urls["loki"] + "/loki/api/v1/"
@@ -121,7 +124,7 @@ def test_every_panel_query_returns_data(native_stack: Any, fleet_ran: float) -> 
     backends = Backends(native_stack.urls, fleet_ran)
     queries = all_queries(AGENT, time.time() - fleet_ran)
     assert {q.kind for q, _ in queries} == {"promql", "logql", "traceql"}
-    pending = dict.fromkeys(range(len(queries)), ["not run"])
+    pending: dict[int, list[str]] = {i: ["not run"] for i in range(len(queries))}
     deadline = time.monotonic() + DATA_DEADLINE_S
     while pending and time.monotonic() < deadline:
         for i in list(pending):
