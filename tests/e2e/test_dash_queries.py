@@ -11,6 +11,7 @@ parse error or an empty result fails, naming the dashboard and the panel.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -40,6 +41,12 @@ def wait(seconds: float, fleet_url: str) -> None:
 def fleet_ran(native_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[float]:
     """Run the demo fleet: a baseline, then faults, then faults cleared. Yields its start time."""
     launcher = pytest.importorskip("demo_agents.launcher", reason="the demo fleet is not here")
+    from demo_agents import fleet_config
+
+    for port in (fleet_config.ORCHESTRATOR_PORT, fleet_config.MOCK_LLM_PORT):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:  # its health checks would answer for us
+                pytest.fail(f"port {port} is taken: another demo fleet is running; stop it first")
     os.environ.setdefault("ATALAIA_DEMO_STATE_DIR", str(tmp_path_factory.mktemp("demo-fleet")))
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = native_stack.urls["otlp_grpc"]
     started = time.time()
