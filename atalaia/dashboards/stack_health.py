@@ -7,6 +7,8 @@ from atalaia.dashboards.panels import T, prom, stat, timeseries
 
 RI = "$__rate_interval"
 SIGNALS = (("spans", "traces"), ("metric_points", "metrics"), ("log_records", "logs"))
+# Failure counters appear only once something failed: `or vector(0)` draws the healthy zero (the
+# names are proven on the real binaries by tests/config).
 
 
 def build() -> Dashboard:
@@ -50,8 +52,8 @@ def build() -> Dashboard:
                     "accepted {{receiver}}",
                 ),
                 prom(
-                    f"sum by (receiver) (rate(otelcol_receiver_refused_{item}[{RI}]))",
-                    "refused {{receiver}}",
+                    f"sum(rate(otelcol_receiver_refused_{item}[{RI}])) or vector(0)",
+                    "refused",
                 ),
                 w=8,
             )
@@ -67,12 +69,12 @@ def build() -> Dashboard:
                     "sent {{exporter}}",
                 ),
                 prom(
-                    f"sum by (exporter) (rate(otelcol_exporter_send_failed_{item}[{RI}]))",
-                    "send failed {{exporter}}",
+                    f"sum(rate(otelcol_exporter_send_failed_{item}[{RI}])) or vector(0)",
+                    "send failed",
                 ),
                 prom(
-                    f"sum by (exporter) (rate(otelcol_exporter_enqueue_failed_{item}[{RI}]))",
-                    "enqueue failed {{exporter}}",
+                    f"sum(rate(otelcol_exporter_enqueue_failed_{item}[{RI}])) or vector(0)",
+                    "enqueue failed",
                 ),
                 w=8,
             )
@@ -109,8 +111,8 @@ def build() -> Dashboard:
             "Log lines per second Loki's distributor received, and lines it discarded by reason.",
             prom(f"sum(rate(loki_distributor_lines_received_total[{RI}]))", "received"),
             prom(
-                f"sum by (reason) (rate(loki_discarded_samples_total[{RI}]))",
-                "discarded {{reason}}",
+                f"sum(rate(loki_discarded_samples_total[{RI}])) or vector(0)",
+                "discarded",
             ),
             w=8,
         ),
@@ -119,10 +121,10 @@ def build() -> Dashboard:
             "Spans per second Tempo's distributor received, and spans it discarded or refused.",
             prom(f"sum(rate(tempo_distributor_spans_received_total[{RI}]))", "received"),
             prom(
-                f"sum by (reason) (rate(tempo_discarded_spans_total[{RI}]))",
-                "discarded {{reason}}",
+                f"sum(rate(tempo_discarded_spans_total[{RI}])) or vector(0)",
+                "discarded",
             ),
-            prom(f"sum(rate(tempo_receiver_refused_spans[{RI}]))", "refused"),
+            prom(f"sum(rate(tempo_receiver_refused_spans[{RI}])) or vector(0)", "refused"),
             w=8,
         ),
     )
@@ -137,8 +139,8 @@ def build() -> Dashboard:
                 "sent {{integration}}",
             ),
             prom(
-                f"sum by (integration) (rate(alertmanager_notifications_failed_total[{RI}]))",
-                "failed {{integration}}",
+                f"sum(rate(alertmanager_notifications_failed_total[{RI}])) or vector(0)",
+                "failed",
             ),
             w=12,
         ),
