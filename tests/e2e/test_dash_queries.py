@@ -149,3 +149,8 @@ def test_every_panel_query_returns_data(native_stack: Any, fleet_ran: float) -> 
         for i, problems in sorted(pending.items())
     ]
     assert not report, f"{len(report)} of {len(queries)} queries failed:\n" + "\n".join(report)
+    # The same checks do fail: on a series nobody writes, and on a query that does not parse.
+    missing = Query("x", "no such series", "promql", "atalaia_no_such_series", False)
+    assert backends.run(missing, missing.expr) == ["instant: empty result", "range: empty result"]
+    broken = Query("x", "broken", "logql", '{gen_ai_agent_name="Helix"} |= ', False)
+    assert "range: HTTP 400" in backends.run(broken, broken.expr)[0]
