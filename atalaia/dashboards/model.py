@@ -57,7 +57,7 @@ class Target:
     """One query of a panel. `kind` picks the query language and datasource."""
 
     expr: str
-    kind: Literal["promql", "logql", "traceql", "alertmanager"] = "promql"
+    kind: Literal["promql", "logql", "traceql"] = "promql"
     legend: str = ""
     instant: bool = False
     fmt: Literal["time_series", "table", "heatmap"] = "time_series"
@@ -66,12 +66,12 @@ class Target:
 
     @property
     def datasource(self) -> DatasourceUid:
-        return {
+        uids: dict[str, DatasourceUid] = {
             "promql": "prometheus",
             "logql": "loki",
             "traceql": "tempo",
-            "alertmanager": "alertmanager",
-        }[self.kind]  # type: ignore[return-value]
+        }
+        return uids[self.kind]
 
     def to_json(self, ref_id: str) -> Json:
         out: Json = {"refId": ref_id, "datasource": ds(self.datasource)}
@@ -92,15 +92,13 @@ class Target:
                 "queryType": "instant" if self.instant else "range",
                 "editorMode": "code",
             }
-        elif self.kind == "traceql":
+        else:
             out |= {
                 "query": self.expr,
                 "queryType": "traceql",
                 "tableType": "traces",
                 "limit": self.limit,
             }
-        else:  # Alertmanager datasource: the filter is a matcher list
-            out |= {"filters": self.expr, "active": True, "silenced": False, "inhibited": False}
         return out
 
 
