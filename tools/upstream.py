@@ -157,6 +157,16 @@ def components(pins: dict[str, str] | None = None) -> dict[str, Component]:
         [f"-X {mod}/internal.Version=v{p['COMPOSE_VERSION']}"],
         tags="",
     )
+    mod, ver = _split(p["DASHBOARD_LINTER_MODULE"])
+    out["dashboard-linter"] = Component(
+        "dashboard-linter",
+        p["DASHBOARD_LINTER_VERSION"],
+        mod,
+        ver,
+        {"dashboard-linter": mod},
+        {"dashboard-linter": []},  # no version flag: tests read its Go build info
+        tags="",
+    )
     mod, ver = _split(p["OTELCOL_BUILDER_MODULE"])
     out["otelcol"] = Component(
         "otelcol",

@@ -50,7 +50,9 @@ def test_image_tag_matches_version(key: str) -> None:
     assert tag == PINS[f"{key}_VERSION"], f"{key}_IMAGE {IMAGES[key]} vs {key}_VERSION"
 
 
-@pytest.mark.parametrize("name", ["prometheus", "alertmanager", "loki", "tempo", "compose"])
+@pytest.mark.parametrize(
+    "name", ["prometheus", "alertmanager", "loki", "tempo", "compose", "dashboard-linter"]
+)
 def test_wrapper_gomod_requires_the_pinned_module(
     upstream: dict[str, Component], name: str
 ) -> None:

@@ -1,0 +1,164 @@
+"""LLM tokens & cost: tokens, spend, latency and errors by model, department and agent."""
+
+from __future__ import annotations
+
+from atalaia.dashboards.model import Dashboard
+from atalaia.dashboards.panels import T, agent_link, bargauge, prom, stat, timeseries
+
+RI = "$__rate_interval"
+
+
+def build() -> Dashboard:
+    d = Dashboard(
+        uid="atalaia-llm-cost",
+        title="Atalaia / LLM tokens & cost",
+        description="Tokens by model and type, cost by model, department and agent, cost per task, "
+        "LLM latency and errors, cached-token share and budgets.",
+        tags=["atalaia", "llm", "cost"],
+        file="llm-cost.json",
+    )
+    d.add_row(
+        "Spend",
+        stat(
+            "Cost in range",
+            "USD spent on LLM calls in the time range (price table applied by the library).",
+            prom("sum(increase(atalaia_llm_cost_usd_total[$__range]))", "USD"),
+            unit="currencyUSD",
+            decimals=2,
+            w=6,
+            thresholds=(T(None, "blue"),),
+        ),
+        stat(
+            "Cost per task",
+            "LLM USD per finished task over the time range; the cost-per-task SLO is $0.15.",
+            prom(
+                "sum(increase(atalaia_llm_cost_usd_total[$__range]))"
+                " / sum(increase(orchestrator_tasks_total[$__range]))",
+                "USD/task",
+            ),
+            unit="currencyUSD",
+            decimals=3,
+            w=6,
+            thresholds=(T(None, "green"), T(0.1, "orange"), T(0.15, "red")),
+        ),
+        stat(
+            "Cached-token share",
+            "Share of input tokens served from the provider's prompt cache over the time range.",
+            prom(
+                "sum(increase(atalaia_llm_cached_tokens_total[$__range]))"
+                ' / sum(increase(gen_ai_client_token_usage_sum{gen_ai_token_type="input"}'
+                "[$__range]))",
+                "cached",
+            ),
+            unit="percentunit",
+            decimals=1,
+            w=6,
+            thresholds=(T(None, "orange"), T(0.2, "green")),
+        ),
+        bargauge(
+            "Budget remaining by department",
+            "Share of each department's daily LLM budget left (the orchestrator's ledger).",
+            prom(
+                "min by (atalaia_department) (orchestrator_budget_remaining_ratio)",
+                "{{atalaia_department}}",
+            ),
+            unit="percentunit",
+            w=6,
+            h=6,
+            min=0,
+            max=1,
+            thresholds=(T(None, "red"), T(0.1, "orange"), T(0.3, "green")),
+        ),
+    )
+    d.add_row(
+        "Cost",
+        timeseries(
+            "Cost by model (USD/h)",
+            "LLM spend rate per requested model.",
+            prom(
+                f"sum by (gen_ai_request_model) (rate(atalaia_llm_cost_usd_total[{RI}])) * 3600",
+                "{{gen_ai_request_model}}",
+            ),
+            unit="currencyUSD",
+            w=8,
+            stack=True,
+        ),
+        timeseries(
+            "Cost by department (USD/h)",
+            "LLM spend rate per department.",
+            prom(
+                f"sum by (atalaia_department) (rate(atalaia_llm_cost_usd_total[{RI}])) * 3600",
+                "{{atalaia_department}}",
+            ),
+            unit="currencyUSD",
+            w=8,
+            stack=True,
+        ),
+        timeseries(
+            "Cost by agent (USD/h)",
+            "LLM spend rate per agent; click a series to open the agent.",
+            prom(
+                f"sum by (gen_ai_agent_name) (rate(atalaia_llm_cost_usd_total[{RI}])) * 3600",
+                "{{gen_ai_agent_name}}",
+            ),
+            unit="currencyUSD",
+            w=8,
+            stack=True,
+            data_links=[agent_link()],
+        ),
+    )
+    d.add_row(
+        "Tokens",
+        timeseries(
+            "Tokens per minute by model and type",
+            "Input and output tokens per minute (gen_ai.client.token.usage).",
+            prom(
+                "sum by (gen_ai_request_model, gen_ai_token_type) "
+                f"(rate(gen_ai_client_token_usage_sum[{RI}])) * 60",
+                "{{gen_ai_request_model}} {{gen_ai_token_type}}",
+            ),
+            w=12,
+            stack=True,
+        ),
+        timeseries(
+            "Cached tokens per minute by model",
+            "Input tokens served from the provider's cache, per model.",
+            prom(
+                f"sum by (gen_ai_request_model) (rate(atalaia_llm_cached_tokens_total[{RI}])) * 60",
+                "{{gen_ai_request_model}}",
+            ),
+            w=12,
+        ),
+    )
+    d.add_row(
+        "Latency and errors",
+        timeseries(
+            "LLM latency p50 / p95 / p99 by model",
+            "gen_ai.client.operation.duration percentiles per model; exemplars open the chat "
+            "span's trace.",
+            *(
+                prom(
+                    f"histogram_quantile({q}, sum by (le, gen_ai_request_model) "
+                    f"(rate(gen_ai_client_operation_duration_seconds_bucket[{RI}])))",
+                    f"p{int(q * 100)} {{{{gen_ai_request_model}}}}",
+                    exemplar=True,
+                )
+                for q in (0.5, 0.95, 0.99)
+            ),
+            unit="s",
+            w=12,
+        ),
+        timeseries(
+            "LLM errors by type",
+            "Failed LLM calls per minute by error.type and model.",
+            prom(
+                "sum by (error_type, gen_ai_request_model) (rate("
+                f'gen_ai_client_operation_duration_seconds_count{{error_type=~".+"}}[{RI}])) * 60',
+                "{{error_type}} {{gen_ai_request_model}}",
+            ),
+            w=12,
+            stack=True,
+            thresholds=(T(None, "green"), T(1, "red")),
+        ),
+    )
+    return d
