@@ -1,7 +1,7 @@
-"""Distributed fallback (seed 001): a task that times out is split into chunks, each chunk runs on its
-own (and may split again) up to a maximum depth, and the chunk results are merged with duplicates
-removed. Chunks overlap by a few items so that no boundary loses context; the merge removes that
-overlap again."""
+"""Distributed fallback (seed 001): a task that times out is split into chunks, each chunk runs on
+its own (and may split again) up to a maximum depth, and the chunk results are merged with
+duplicates removed. Chunks overlap by a few items so that no boundary loses context; the merge
+removes that overlap again."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ class FallbackEvents(Protocol):
     def merged(self, chunks_combined: int, duplicates_removed: int) -> None: ...
 
 
-# Runs one unit on some agent within `timeout_s`; returns (agent, items, cost) or raises UnitTimeout.
+# Runs one unit on an agent within `timeout_s`: returns (agent, items, cost) or raises UnitTimeout.
 Execute = Callable[[WorkUnit, float], Awaitable[tuple[str, list[str], float]]]
 
 
