@@ -7,7 +7,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-HOST = "127.0.0.1"
+HOST = "127.0.0.1"  # where the fleet's processes reach each other
+# Where servers listen: loopback unless told otherwise (a container sets 0.0.0.0 so that the
+# stack's Prometheus can scrape the orchestrator).
+BIND_HOST = os.environ.get("ATALAIA_DEMO_BIND", HOST)
 ORCHESTRATOR_PORT = 8000
 MOCK_LLM_PORT = 8020
 

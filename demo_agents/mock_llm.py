@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from demo_agents.fleet_config import HOST, MOCK_LLM_PORT
+from demo_agents.fleet_config import BIND_HOST, MOCK_LLM_PORT
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,7 @@ def create_app(seed: int = 42) -> FastAPI:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=HOST)
+    parser.add_argument("--host", default=BIND_HOST)
     parser.add_argument("--port", type=int, default=MOCK_LLM_PORT)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)

@@ -57,6 +57,7 @@ class Supervisor:
         *,
         stale_after_s: float = 20.0,
         grace_s: float = 20.0,
+        manage_processes: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -66,7 +67,9 @@ class Supervisor:
         self.shifts = shifts or {}
         self.stale_after_s = stale_after_s
         self.grace_s = grace_s
+        self.manage_processes = manage_processes
         self.clock = clock
+        self.restarts: dict[str, dict[str, int]] = {}
         self.up: dict[str, bool] = dict.fromkeys(self.agents, False)
         self.on_shift: dict[str, bool] = {}
         self.epoch = clock()
@@ -82,9 +85,13 @@ class Supervisor:
             last = beats.get(agent)
             if last is not None:
                 self.events.heartbeat_seen(agent, last)
+            fresh = last is not None and now - last <= self.stale_after_s
+            if not self.manage_processes:  # someone else runs it: the heartbeat is all we know
+                self.up[agent] = fresh
+                self.events.set_agent_up(agent, fresh)
+                continue
             alive = self.processes.is_alive(agent)
             started = self.processes.started_at(agent) or now
-            fresh = last is not None and now - last <= self.stale_after_s
             in_grace = now - started < self.grace_s
             reason = None
             if not alive:
@@ -107,6 +114,8 @@ class Supervisor:
             if reason is not None:
                 self.processes.restart(agent)
                 self.events.agent_restarted(agent, reason)
+                counts = self.restarts.setdefault(agent, {})
+                counts[reason] = counts.get(reason, 0) + 1
                 decisions.append(Decision(agent, reason))
                 alive, fresh = True, False
             up = alive and (fresh or in_grace or reason is not None)
@@ -134,9 +143,10 @@ class Supervisor:
     # --- scheduling ---------------------------------------------------------------------------
     def start(self, check_every_s: float = 5.0) -> None:
         for agent in self.agents:
-            if not self.processes.is_alive(agent):
+            if self.manage_processes and not self.processes.is_alive(agent):
                 self.processes.start(agent)
         self.update_shifts()
+        self._safe(self.check)()
         scheduler = BackgroundScheduler(daemon=True)
         scheduler.add_job(
             self._safe(self.check), "interval", seconds=check_every_s, id="heartbeats"
