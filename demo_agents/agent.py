@@ -29,6 +29,7 @@ from demo_agents.agent_llm import LLM, LLMFailed
 from demo_agents.agent_tools import ConnectionPool, ResultCache, ToolError
 from demo_agents.cpu_hog import Workbench
 from demo_agents.heartbeat_store import HeartbeatStore
+from demo_agents.instrumentation import instrument
 from demo_agents.protocol import HogRequest, LookupRequest, TaskRequest, TaskResult
 
 log = logging.getLogger("demo_agents.agent")
@@ -65,7 +66,7 @@ class Agent:
             await asyncio.sleep(HEARTBEAT_EVERY_S)
 
     async def handle(self, task: TaskRequest, headers: dict[str, str]) -> TaskResult:
-        rng = random.Random(f"{self.seed}:{task.task_id}:{task.start}:{task.end}")
+        rng = random.Random(f"{self.seed}:{task.task_id}:{task.start}:{task.end}:{task.attempt}")
         ctx = agent_jobs.JobContext(
             self.spec.name,
             self.llm,
@@ -209,12 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     spec = fleet_config.agent(args.name)
-    telemetry = atalaia.instrument(
-        spec.name.lower(),
-        agent_name=spec.name,
-        environment=os.environ.get("ATALAIA_DEMO_ENVIRONMENT", "demo"),
-        resource_attributes={"service.namespace": "atalaia-demo"},
-    )
+    telemetry = instrument(spec.name.lower(), agent_name=spec.name)
     try:
         store = HeartbeatStore(fleet_config.state_dir() / "heartbeats.sqlite")
         app = create_app(Agent(spec, args.seed, store))

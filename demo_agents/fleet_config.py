@@ -36,7 +36,11 @@ class AgentSpec:
 
     @property
     def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        """Where the others reach it; ATALAIA_DEMO_AGENT_URL_<NAME> overrides (one container
+        per agent)."""
+        return os.environ.get(f"ATALAIA_DEMO_AGENT_URL_{self.name.upper()}") or (
+            f"http://{HOST}:{self.port}"
+        )
 
 
 AGENTS: tuple[AgentSpec, ...] = (

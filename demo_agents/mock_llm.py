@@ -110,6 +110,11 @@ class MockLLM:
         self.faults = Faults()
         self.requests: dict[str, int] = {}
         self.prefix_cache: OrderedDict[str, None] = OrderedDict()
+        self.answered: dict[str, dict[int, int]] = {}  # model -> HTTP status -> count
+
+    def count(self, model: str, status: int) -> None:
+        by_status = self.answered.setdefault(model, {})
+        by_status[status] = by_status.get(status, 0) + 1
 
     def rng(self, model: str) -> random.Random:
         n = self.requests.get(model, 0)
@@ -157,6 +162,10 @@ def create_app(seed: int = 42) -> FastAPI:
         data = [{"id": m, "object": "model", "owned_by": "atalaia-mock"} for m in PROFILES]
         return {"object": "list", "data": data}
 
+    @app.get("/admin/stats")
+    async def stats() -> dict[str, dict[int, int]]:
+        return state.answered
+
     @app.get("/admin/faults")
     async def get_faults() -> Faults:
         return state.faults
@@ -199,6 +208,7 @@ def create_app(seed: int = 42) -> FastAPI:
         roll = rng.random()
         if hit_fault and roll < faults.rate_limit_rate:
             await asyncio.sleep(0.02)
+            state.count(req.model, 429)
             return openai_error(
                 429,
                 f"Rate limit reached for {req.model}: requests per min. "
@@ -215,10 +225,12 @@ def create_app(seed: int = 42) -> FastAPI:
         if rng.random() < error_rate:
             await asyncio.sleep(profile.first_token_s)
             if rng.random() < 0.5:
+                state.count(req.model, 503)
                 return openai_error(
                     503, "The server is overloaded, please retry later.",
                     "server_error", "service_unavailable",
                 )  # fmt: skip
+            state.count(req.model, 500)
             return openai_error(
                 500, "The server had an error while processing your request.",
                 "server_error", None,
@@ -227,8 +239,9 @@ def create_app(seed: int = 42) -> FastAPI:
         prompt_tokens = sum(count_tokens(message_text(m)) + 4 for m in req.messages) + 3
         cached = min(state.cached_tokens(req.model, req.messages), prompt_tokens)
         limit = req.max_completion_tokens or req.max_tokens
-        typical = profile.typical_output_tokens
-        wanted = max(1, int(rng.gauss(typical, typical / 4)))
+        # Answers tend to fill the room they are given: a smaller max_tokens is a faster call.
+        typical = profile.typical_output_tokens if limit is None else 0.85 * limit
+        wanted = max(1, int(rng.gauss(typical, typical / 8)))
         completion_tokens = min(wanted, limit) if limit else wanted
         finish_reason = "length" if limit is not None and wanted > limit else "stop"
         slowdown = faults.slow_models.get(req.model, 1.0)
@@ -236,6 +249,7 @@ def create_app(seed: int = 42) -> FastAPI:
         latency *= rng.uniform(0.8, 1.25)
         await asyncio.sleep(latency)
         content = " ".join(rng.choice(WORDS) for _ in range(completion_tokens))
+        state.count(req.model, 200)
         return {
             "id": f"chatcmpl-{uuid.UUID(int=rng.getrandbits(128)).hex}",
             "object": "chat.completion",

@@ -25,6 +25,7 @@ class TaskRequest(BaseModel):
     depth: int = Field(default=0, ge=0, le=8)
     conversation_id: str | None = Field(default=None, max_length=64)
     deadline_s: float = Field(default=20.0, gt=0, le=600)
+    attempt: int = Field(default=1, ge=1, le=10)
     faults: list[TaskFault] = Field(default_factory=list)
 
 

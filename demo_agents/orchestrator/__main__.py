@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-import atalaia
 import uvicorn
 
 from demo_agents import fleet_config
+from demo_agents.instrumentation import instrument
 from demo_agents.orchestrator.app import create_app
 from demo_agents.orchestrator.service import Orchestrator, Settings
 
@@ -24,11 +23,7 @@ def main(argv: list[str] | None = None) -> None:
         help="do not start the agents; supervise them by heartbeat only",
     )
     args = parser.parse_args(argv)
-    telemetry = atalaia.instrument(
-        "orchestrator",
-        environment=os.environ.get("ATALAIA_DEMO_ENVIRONMENT", "demo"),
-        resource_attributes={"service.namespace": "atalaia-demo"},
-    )
+    telemetry = instrument("orchestrator")
     try:
         settings = Settings(seed=args.seed, load_per_min=args.load, spawn_agents=not args.no_spawn)
         app = create_app(Orchestrator(settings))

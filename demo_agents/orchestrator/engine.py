@@ -177,8 +177,9 @@ class Engine:
     # --- one task -----------------------------------------------------------------------------
     async def _process(self, task: Task, agent: str) -> None:
         status, reason, agents = "failure", "llm_error", {agent}
-        try:
-            with trace.use_span(task.span, end_on_exit=False):
+        extra = {"atalaia.task.id": task.task_id}
+        with trace.use_span(task.span, end_on_exit=False):
+            try:
                 if self.budgets.state(task.department).exhausted:
                     raise TaskFailed("budget", f"{task.department} spent its daily budget")
                 await self._plan(task)
@@ -190,27 +191,25 @@ class Engine:
                 )
                 agents = result.agents or agents
                 status, reason = "success", None
-        except FallbackExhausted as exc:
-            reason = "fallback_exhausted"
-            log.error("%s", exc, extra={"atalaia.task.id": task.task_id})
-        except TaskFailed as exc:
-            reason = exc.reason
-            log.error(
-                "task %s failed: %s", task.task_id, exc, extra={"atalaia.task.id": task.task_id}
-            )
-        except Exception as exc:
-            reason = "agent_error"
-            log.exception(
-                "task %s failed: %r",
-                task.task_id,
-                exc,
-                extra={"atalaia.task.id": task.task_id, "error.type": "internal"},
-            )
-        finally:
-            self.busy[agent] -= 1
-            self.in_flight.pop(task.task_id, None)
-            self._finish(task, status, reason, sorted(agents)[0])
-            self._wake.set()
+            except FallbackExhausted as exc:
+                reason = "fallback_exhausted"
+                log.error("%s", exc, extra=extra)
+            except TaskFailed as exc:
+                reason = exc.reason
+                log.error("task %s failed: %s", task.task_id, exc, extra=extra)
+            except Exception as exc:
+                reason = "agent_error"
+                log.exception(
+                    "task %s failed: %r",
+                    task.task_id,
+                    exc,
+                    extra={**extra, "error.type": "internal"},
+                )
+            finally:
+                self.busy[agent] -= 1
+                self.in_flight.pop(task.task_id, None)
+                self._finish(task, status, reason, sorted(agents)[0])
+                self._wake.set()
 
     async def _plan(self, task: Task) -> None:
         started = time.perf_counter()
@@ -252,7 +251,7 @@ class Engine:
         agent = self._pick(task, preferred, unit)
         last_reason = "llm_error"
         for attempt in (1, 2):
-            result = await self._dispatch(task, unit, timeout_s, agent)
+            result = await self._dispatch(task, unit, timeout_s, agent, attempt)
             if result.status == "success":
                 self._charge(task, result.cost_usd)
                 return agent, result.items, 0.0
@@ -270,7 +269,7 @@ class Engine:
         raise TaskFailed(_failure_reason(last_reason), f"{agent}: {last_reason}")
 
     async def _dispatch(
-        self, task: Task, unit: WorkUnit, timeout_s: float, agent: str
+        self, task: Task, unit: WorkUnit, timeout_s: float, agent: str, attempt: int = 1
     ) -> TaskResult:
         request = TaskRequest(
             task_id=task.task_id,
@@ -282,6 +281,7 @@ class Engine:
             depth=unit.depth,
             conversation_id=task.conversation_id,
             deadline_s=timeout_s,
+            attempt=attempt,
             faults=self.faults.task_faults(agent),
         )
         self.metrics.dispatched(agent)

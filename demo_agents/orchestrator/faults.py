@@ -17,9 +17,9 @@ from demo_agents.protocol import TaskFault
 log = logging.getLogger("demo_agents.orchestrator.faults")
 
 FAULTS: dict[str, str] = {
-    "slow_llm": "one model answers ~12x slower (default: the agent's model, else gpt-4o)",
-    "llm_errors": "60% of LLM calls fail with 500/503 (the agent's model, else all models)",
-    "rate_limit": "70% of LLM calls get 429 with Retry-After (the agent's model, else all)",
+    "slow_llm": "one model answers ~20x slower (default: the agent's model, else gpt-4o)",
+    "llm_errors": "85% of LLM calls fail with 500/503 (the agent's model, else all models)",
+    "rate_limit": "90% of LLM calls get 429 with Retry-After (the agent's model, else all)",
     "retry_loop": "output validation keeps failing: the agent retries in a loop",
     "budget_burn": "agents send a runaway 100k-token context on every call",
     "agent_crash": "the agent process exits (default Nova); the supervisor restarts it",
@@ -28,7 +28,7 @@ FAULTS: dict[str, str] = {
     "queue_backlog": "6x the load while agents take one task at a time: the queue grows",
 }
 DEFAULT_AGENT = {"agent_crash": "Nova", "agent_hang": "Atlas", "cpu_hog": "Helix"}
-SLOW_FACTOR = 12.0
+SLOW_FACTOR = 20.0
 BACKLOG_LOAD_FACTOR = 6.0
 HOG_SECONDS = 600.0
 
@@ -124,7 +124,7 @@ class FaultController:
         if slow is not None and slow.model:
             config["slow_models"][slow.model] = SLOW_FACTOR
         scoped: list[str] = []
-        rates = (("llm_errors", "error_rate", 0.6), ("rate_limit", "rate_limit_rate", 0.7))
+        rates = (("llm_errors", "error_rate", 0.85), ("rate_limit", "rate_limit_rate", 0.9))
         for name, key, rate in rates:
             fault = self.active.get(name)
             if fault is not None:

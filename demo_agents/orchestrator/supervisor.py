@@ -118,7 +118,9 @@ class Supervisor:
                 counts[reason] = counts.get(reason, 0) + 1
                 decisions.append(Decision(agent, reason))
                 alive, fresh = True, False
-            up = alive and (fresh or in_grace or reason is not None)
+            # Up once the current process has written a heartbeat: a fresh beat left by the
+            # previous incarnation does not mean the new one is listening yet.
+            up = alive and fresh and last is not None and last >= started - 1.0
             self.up[agent] = up
             self.events.set_agent_up(agent, up)
         return decisions

@@ -103,10 +103,13 @@ def test_stale_heartbeat_kills_and_restarts_the_process(setup) -> None:
 
 
 def test_heartbeat_within_grace_period_is_not_a_miss(setup) -> None:
-    _store, manager, events, clock = setup
+    store, manager, events, clock = setup
     supervisor = make(setup)
     manager.start("Helix")
     clock[0] += 5  # no heartbeat yet, but the process only just started
+    assert supervisor.check() == []
+    assert events.up["Helix"] is False  # not a miss, but not ready for work either
+    store.beat("Helix", clock[0])
     assert supervisor.check() == []
     assert events.up["Helix"] is True
 
