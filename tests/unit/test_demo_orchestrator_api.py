@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from demo_agents.http_server import serve_in_thread
+from demo_agents import fleet_config
+from demo_agents.http_server import free_port, serve_in_thread
 from demo_agents.mock_llm import create_app as create_mock_llm
 from demo_agents.orchestrator.app import create_app
 from demo_agents.orchestrator.service import Orchestrator, Settings
@@ -24,8 +25,14 @@ def llm_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def api(llm_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     state: Path = tmp_path_factory.mktemp("state")
+    # Agents at ports where nothing listens: a fleet running on this machine is never touched.
+    nowhere = {a.name: f"http://127.0.0.1:{free_port()}" for a in fleet_config.AGENTS}
     settings = Settings(
-        llm_url=f"{llm_url}/v1", state_dir=state, spawn_agents=False, generate=False
+        llm_url=f"{llm_url}/v1",
+        state_dir=state,
+        spawn_agents=False,
+        generate=False,
+        agent_urls=nowhere,
     )
     with serve_in_thread(create_app(Orchestrator(settings))) as url:
         yield url
