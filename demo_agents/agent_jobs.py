@@ -31,9 +31,11 @@ TOPICS = (
 )
 TOKENS_PER_ITEM = 25
 VALIDATION_ATTEMPTS = 8
-# budget_burn: a runaway context (about 100k tokens) sent on every extra call.
+# budget_burn: a runaway context (about 100k tokens) sent to a premium model on extra calls,
+# about $0.9 a task: a department's daily budget goes in minutes.
 BURN_CONTEXT = "Appendix: full ticket history, repeated verbatim for context. " * 6400
 BURN_CALLS = 3
+BURN_MODEL = ("claude-sonnet-4-5", "anthropic")
 
 
 @dataclass
@@ -47,10 +49,11 @@ class JobContext:
     pool: tools.ConnectionPool | None
     cost_usd: float = 0.0
 
-    async def ask(self, prompt: str, max_tokens: int, system: str | None = None) -> str:
-        system = system or f"You are {self.agent}, an agent of the Atalaia demo fleet."
+    async def ask(self, prompt: str, max_tokens: int, model: tuple[str, str] | None = None) -> str:
+        system = f"You are {self.agent}, an agent of the Atalaia demo fleet."
         messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
-        answer = await self.llm.chat(messages, max_tokens=max_tokens)
+        name, provider = model or (None, None)
+        answer = await self.llm.chat(messages, max_tokens=max_tokens, model=name, provider=provider)
         self.cost_usd += answer.cost_usd
         return answer.content
 
@@ -84,7 +87,7 @@ async def code(ctx: JobContext, task: TaskRequest, topic: str) -> None:
 
 async def report(ctx: JobContext, task: TaskRequest, topic: str) -> None:
     size = task.end - task.start
-    for part in ("baseline", "current"):
+    for part in ("baseline", "current", "forecast"):
         await tools.helix_lookup(ctx.http, ctx.helix_url, f"{topic}:{part}")
     if ctx.pool is not None:
         await tools.query_reports(ctx.pool, topic, size)
@@ -134,7 +137,7 @@ async def run(ctx: JobContext, job: str, task: TaskRequest) -> list[str]:
     await JOBS[job](ctx, task, topic)
     if "budget_burn" in task.faults:
         for i in range(BURN_CALLS):
-            await ctx.ask(f"Re-check everything ({i}).\n{BURN_CONTEXT}", 400)
+            await ctx.ask(f"Re-check everything ({i}).\n{BURN_CONTEXT}", 400, BURN_MODEL)
     fail_validation = "retry_loop" in task.faults
     await with_tool_retry(
         lambda: tools.validate_output(fail_validation),

@@ -58,15 +58,17 @@ class LLM:
         *,
         max_tokens: int,
         model: str | None = None,
+        provider: str | None = None,
         timeout_s: float | None = None,
     ) -> Answer:
         model = model or self.model
+        provider = provider or self.provider
         last: BaseException | None = None
         reason = "llm_error"
         for attempt in range(1, MAX_ATTEMPTS + 1):
             wait = 0.2 * 2**attempt
             try:
-                with atalaia.track_llm_call(model, provider=self.provider) as call:
+                with atalaia.track_llm_call(model, provider=provider) as call:
                     response = await self.client.chat.completions.create(
                         model=model,
                         messages=messages,  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import time
 log = logging.getLogger("demo_agents.cpu_hog")
 
 MAX_HOG_S = 900.0
-BURST_S = 2.0  # the hog holds the workbench this long between short breaks
+BURST_S = 5.0  # the hog holds the workbench this long between short breaks
 
 
 class Workbench:

@@ -121,7 +121,7 @@ def create_app(orchestrator: Orchestrator) -> FastAPI:
         if agent is not None:
             agent = known_agent(agent)
         try:
-            fault = await orchestrator.faults.switch_on(name, agent)
+            fault = await orchestrator.fault_on(name, agent)
         except UnknownFault as exc:  # pragma: no cover - checked above
             raise HTTPException(404, f"unknown fault {exc}") from exc
         except httpx.HTTPError as exc:
@@ -131,7 +131,7 @@ def create_app(orchestrator: Orchestrator) -> FastAPI:
     @app.delete("/faults")
     async def faults_off() -> dict[str, Any]:
         try:
-            cleared = await orchestrator.faults.clear()
+            cleared = await orchestrator.faults_off()
         except httpx.HTTPError as exc:
             raise HTTPException(502, f"could not clear the LLM faults: {exc!r}") from exc
         return {"cleared": cleared}
@@ -139,7 +139,7 @@ def create_app(orchestrator: Orchestrator) -> FastAPI:
     @app.delete("/faults/{name}")
     async def fault_off(name: str) -> dict[str, Any]:
         try:
-            cleared = await orchestrator.faults.clear(name)
+            cleared = await orchestrator.faults_off(name)
         except UnknownFault as exc:
             raise HTTPException(404, f"unknown fault {name!r}; known: {', '.join(FAULTS)}") from exc
         except httpx.HTTPError as exc:

@@ -68,6 +68,19 @@ class Budgets:
     def all(self) -> list[BudgetState]:
         return [self.state(d) for d in sorted(self._limits)]
 
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            self._roll()
+            return dict(self._spent)
+
+    def restore(self, spent: dict[str, float]) -> None:
+        """Put spending back to a snapshot of the same day (never above what is spent now)."""
+        with self._lock:
+            self._roll()
+            for department, usd in spent.items():
+                if department in self._spent:
+                    self._spent[department] = min(self._spent[department], usd)
+
     @property
     def departments(self) -> list[str]:
         return sorted(self._limits)

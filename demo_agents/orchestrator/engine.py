@@ -260,7 +260,7 @@ class Engine:
                 raise UnitTimeout(agent)
             last_reason = result.reason or "agent_error"
             if attempt == 1:
-                self.metrics.retried(agent, last_reason)
+                self.metrics.retried(agent, _retry_reason(last_reason))
                 if last_reason == "agent_down":
                     others = [
                         a for a in ROUTES[task.department] if a != agent and self.available(a)
@@ -381,6 +381,13 @@ class Engine:
         for job in list(self._running):
             job.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
+
+
+def _retry_reason(agent_reason: str) -> str:
+    """An agent's failure reason mapped onto orchestrator_retries_total's closed set."""
+    if agent_reason in ("llm_error", "rate_limit", "timeout", "agent_down"):
+        return agent_reason
+    return "agent_error"
 
 
 def _failure_reason(agent_reason: str) -> str:

@@ -21,7 +21,7 @@ from demo_agents import fleet_config
 from demo_agents.heartbeat_store import HeartbeatStore
 from demo_agents.orchestrator.budgets import Budgets
 from demo_agents.orchestrator.engine import Engine
-from demo_agents.orchestrator.faults import FaultController
+from demo_agents.orchestrator.faults import ActiveFault, FaultController
 from demo_agents.orchestrator.supervisor import Shift, Supervisor
 from demo_agents.orchestrator.workload import TaskGenerator
 from demo_agents.process_manager import ProcessManager, ProcessSpec
@@ -114,7 +114,24 @@ class Orchestrator:
         )
         self.generator = TaskGenerator(settings.seed)
         self.load_per_min = settings.load_per_min
+        self._spent_before_burn: dict[str, float] | None = None
         self._loops: list[asyncio.Task[None]] = []
+
+    async def fault_on(self, name: str, agent: str | None = None) -> ActiveFault:
+        if name == "budget_burn" and self._spent_before_burn is None:
+            self._spent_before_burn = self.budgets.snapshot()
+        return await self.faults.switch_on(name, agent)
+
+    async def faults_off(self, name: str | None = None) -> list[str]:
+        cleared = await self.faults.clear(name)
+        if "budget_burn" in cleared and self._spent_before_burn is not None:
+            # A demo affordance: clearing budget_burn gives back what the burn spent today, so
+            # the fleet does not stay out of budget until midnight UTC.
+            self.budgets.restore(self._spent_before_burn)
+            self._spent_before_burn = None
+            for state in self.budgets.all():
+                self.metrics.set_budget(state.department, state.limit_usd, state.spent_usd)
+        return cleared
 
     async def generate_loop(self) -> None:
         while True:
@@ -137,7 +154,7 @@ class Orchestrator:
                 await loop
         await self.engine.drain()
         with contextlib.suppress(httpx.HTTPError):
-            await self.faults.clear()
+            await self.faults_off()
         await asyncio.to_thread(self.supervisor.shutdown)
         await self.http.aclose()
         await self.planner.close()

@@ -38,3 +38,15 @@ def test_bad_charges_are_refused_with_a_clear_message() -> None:
         budgets.charge("sales", -1.0)
     with pytest.raises(ValueError, match="positive"):
         Budgets({"sales": 0.0})
+
+
+def test_restore_gives_back_spending_since_the_snapshot_but_never_adds() -> None:
+    budgets = Budgets({"sales": 10.0, "research": 10.0})
+    budgets.charge("sales", 2.0)
+    snapshot = budgets.snapshot()
+    budgets.charge("sales", 7.5)
+    budgets.restore(snapshot)
+    assert budgets.state("sales").spent_usd == pytest.approx(2.0)
+    assert budgets.state("research").spent_usd == 0.0
+    budgets.restore({"sales": 5.0, "marketing": 1.0})  # above current: unchanged; unknown: ignored
+    assert budgets.state("sales").spent_usd == pytest.approx(2.0)

@@ -170,3 +170,18 @@ def test_every_orchestrator_series_is_exposed(api: str) -> None:
         "orchestrator_agent_restarts_total",
     ):
         assert f"\n{series}" in text, series
+
+
+def test_clearing_budget_burn_gives_back_what_it_spent(api: str) -> None:
+    def spent() -> float:
+        return float(httpx.get(f"{api}/metrics/summary").json()["budgets"]["research"]["spent_usd"])
+
+    before = spent()
+    assert httpx.post(f"{api}/faults/budget_burn").status_code == 200
+    burn = httpx.post(f"{api}/events/llm_cost", json={"department": "research", "cost_usd": 9})
+    assert burn.status_code == 202
+    assert spent() == pytest.approx(before + 9)
+    assert httpx.delete(f"{api}/faults").json() == {"cleared": ["budget_burn"]}
+    assert spent() == pytest.approx(before)
+    gauge = metric(api, 'orchestrator_budget_spent_usd{atalaia_department="research"}')
+    assert gauge == pytest.approx(before)
