@@ -14,7 +14,7 @@ import time
 log = logging.getLogger("demo_agents.cpu_hog")
 
 MAX_HOG_S = 900.0
-BURST_S = 5.0  # the hog holds the workbench this long between short breaks
+BURST_S = 4.0  # the hog holds the workbench this long between short breaks
 
 
 class Workbench:
@@ -61,5 +61,5 @@ class Workbench:
                 while time.monotonic() < burst_end and not self._stop.is_set():
                     for _ in range(500):
                         digest = hashlib.sha256(digest).digest()
-            self._stop.wait(0.05)  # let one waiting lookup through
+            self._stop.wait(0.002)  # just long enough to let one waiting lookup through
         log.info("cpu_hog fault over")
