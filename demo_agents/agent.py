@@ -4,7 +4,8 @@
 
 `POST /tasks` runs a task inside `track_task`, continuing the orchestrator's trace from the W3C
 `traceparent` header. A background loop writes the heartbeat to SQLite and to `atalaia.heartbeat()`.
-`/admin/crash` and `/admin/cpu_hog` are the agent side of the orchestrator's fault switches.
+`/admin/crash` and `/admin/cpu_hog` are the agent side of the orchestrator's fault switches; a
+hang marker file in the state directory (agent_hang) stops the heartbeat, across restarts.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import contextlib
 import logging
 import os
 import random
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -52,11 +52,16 @@ class Agent:
             if spec.job == "report"
             else None
         )
-        self.heartbeats_paused = False
+        self.hang_marker = fleet_config.hang_marker(store.path.parent, spec.name)
 
     async def heartbeat_loop(self) -> None:
         while True:
-            if not self.heartbeats_paused:
+            if self.hang_marker.exists():
+                log.error(
+                    "%s is hung (agent_hang fault): no heartbeat", self.spec.name,
+                    extra={"error.type": "internal"},
+                )  # fmt: skip
+            else:
                 try:
                     await asyncio.to_thread(self.store.beat, self.spec.name)
                     atalaia.heartbeat()
@@ -116,10 +121,10 @@ class Agent:
                     extra={"atalaia.task.id": task.task_id, "error.type": "llm"},
                 )
             except ToolError as exc:
-                kind = "validation" if "schema" in str(exc) else "tool"
+                kind = exc.error_type
                 handle.set_error(kind)
                 result.status, result.error_type = "failure", kind
-                result.reason = "validation" if kind == "validation" else "tool_error"
+                result.reason = kind if kind == "validation" else "tool_error"
                 log.error(
                     "task %s failed: %s",
                     task.task_id,
@@ -192,13 +197,6 @@ def create_app(agent: Agent) -> FastAPI:
         loop = asyncio.get_running_loop()
         loop.call_later(0.2, os._exit, CRASH_EXIT_CODE)
         return {"crashing": agent.spec.name, "exit_code": CRASH_EXIT_CODE}
-
-    @app.post("/admin/hang")
-    async def hang() -> dict[str, object]:
-        """Stop heartbeating while still serving: the supervisor must notice the silence."""
-        agent.heartbeats_paused = True
-        log.critical("agent_hang fault: %s stops its heartbeat", agent.spec.name)
-        return {"heartbeat": "paused", "since": time.time()}
 
     return app
 

@@ -59,20 +59,13 @@ class JobContext:
 
 
 async def with_tool_retry(
-    call: Callable[[], Awaitable[object]],
-    attempts: int = 2,
-    reason: str = "tool_error",
-    error_type: str = "tool",
+    call: Callable[[], Awaitable[object]], attempts: int = 2, reason: str = "tool_error"
 ) -> object:
     for attempt in range(1, attempts + 1):
         try:
             return await call()
-        except tools.IntegrationError:
-            atalaia.record_error("integration")
-            if attempt == attempts:
-                raise
-        except tools.ToolError:
-            atalaia.record_error(error_type)
+        except tools.ToolError as exc:
+            atalaia.record_error(exc.error_type)
             if attempt == attempts:
                 raise
         atalaia.record_retry(reason)
@@ -90,7 +83,8 @@ async def report(ctx: JobContext, task: TaskRequest, topic: str) -> None:
     for part in ("baseline", "current", "forecast"):
         await tools.helix_lookup(ctx.http, ctx.helix_url, f"{topic}:{part}")
     if ctx.pool is not None:
-        await tools.query_reports(ctx.pool, topic, size)
+        pool, db_down = ctx.pool, "db_down" in task.faults
+        await with_tool_retry(lambda: tools.query_reports(pool, topic, size, db_down))
     await ctx.ask(f"Summarise the {topic} report over {size} rows.", TOKENS_PER_ITEM * size)
 
 
@@ -112,7 +106,8 @@ async def sales(ctx: JobContext, task: TaskRequest, topic: str) -> None:
     outcome = "qualified" if roll < 0.4 else "unqualified" if roll < 0.8 else "abandoned"
     if outcome == "qualified":
         try:
-            await with_tool_retry(lambda: tools.crm_create_lead(ctx.rng, conversation))
+            crm_down = "crm_down" in task.faults
+            await with_tool_retry(lambda: tools.crm_create_lead(ctx.rng, conversation, crm_down))
             atalaia.record_lead()
         except tools.IntegrationError:
             log.error("lead for conversation %s lost: CRM unavailable", conversation)
@@ -140,9 +135,6 @@ async def run(ctx: JobContext, job: str, task: TaskRequest) -> list[str]:
             await ctx.ask(f"Re-check everything ({i}).\n{BURN_CONTEXT}", 400, BURN_MODEL)
     fail_validation = "retry_loop" in task.faults
     await with_tool_retry(
-        lambda: tools.validate_output(fail_validation),
-        VALIDATION_ATTEMPTS,
-        "validation",
-        "validation",
+        lambda: tools.validate_output(fail_validation), VALIDATION_ATTEMPTS, "validation"
     )
     return [f"{task.task_id}:{i}" for i in range(task.start, task.end)]

@@ -7,6 +7,7 @@ import asyncio
 import queue
 import random
 import sqlite3
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,44 +18,85 @@ import httpx
 
 
 class ToolError(Exception):
-    """A tool failed in a way the agent may retry."""
+    """A tool failed in a way the agent may retry; `error_type` is its atalaia.errors type."""
+
+    error_type = "tool"
 
 
 class IntegrationError(ToolError):
     """An external system (CRM) refused the call."""
 
+    error_type = "integration"
+
+
+class DatabaseUnavailable(ToolError):
+    """The report database cannot be reached."""
+
+    error_type = "database"
+
+
+class ValidationFailed(ToolError):
+    """A result does not match its schema."""
+
+    error_type = "validation"
+
 
 class ConnectionPool:
-    """A small fixed pool of SQLite connections, reported as db.client.connection.count."""
+    """A small fixed pool of SQLite connections, reported as db.client.connection.count. The
+    db_down fault takes it offline: no connections, and every checkout fails."""
 
     def __init__(self, path: Path, name: str, size: int = 3) -> None:
+        self.path = path
         self.name = name
         self.size = size
         self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        for _ in range(size):
-            self._idle.put(sqlite3.connect(path, timeout=5.0, check_same_thread=False))
+        self._lock = threading.Lock()
+        self._online = False
+        self.set_online(True)
         with self.connection() as db, db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS reports (id INTEGER PRIMARY KEY, topic TEXT, rows INT)"
             )
 
+    def set_online(self, online: bool) -> None:
+        with self._lock:
+            if online == self._online:
+                return
+            self._online = online
+            if online:
+                for _ in range(self.size):
+                    self._idle.put(sqlite3.connect(self.path, timeout=5.0, check_same_thread=False))
+            else:
+                self._drain()
+        self._report()
+
     def _report(self) -> None:
-        idle = self._idle.qsize()
-        atalaia.set_db_connections(self.size - idle, idle, self.name)
+        idle = self._idle.qsize() if self._online else 0
+        used = self.size - idle if self._online else 0
+        atalaia.set_db_connections(used, idle, self.name)
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
+        if not self._online:
+            raise DatabaseUnavailable(f"database {self.path.name} is unreachable")
         conn = self._idle.get(timeout=10)
         self._report()
         try:
             yield conn
         finally:
-            self._idle.put(conn)
+            if self._online:
+                self._idle.put(conn)
+            else:
+                conn.close()
             self._report()
 
-    def close(self) -> None:
+    def _drain(self) -> None:
         while not self._idle.empty():
             self._idle.get_nowait().close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drain()
 
 
 def sql_report(pool: ConnectionPool, topic: str, rows: int) -> int:
@@ -102,8 +144,9 @@ async def helix_lookup(client: httpx.AsyncClient, helix_url: str, topic: str) ->
         return str(response.json()["digest"])
 
 
-async def query_reports(pool: ConnectionPool, topic: str, rows: int) -> int:
+async def query_reports(pool: ConnectionPool, topic: str, rows: int, db_down: bool) -> int:
     with atalaia.track_tool("sql_query"):
+        pool.set_online(not db_down)
         return await asyncio.to_thread(sql_report, pool, topic, rows)
 
 
@@ -118,10 +161,10 @@ async def web_search(cache: ResultCache, rng: random.Random, query: str) -> list
         return results
 
 
-async def crm_create_lead(rng: random.Random, conversation_id: str) -> str:
+async def crm_create_lead(rng: random.Random, conversation_id: str, crm_down: bool) -> str:
     with atalaia.track_tool("crm_create_lead"):
         await asyncio.sleep(rng.uniform(0.02, 0.1))
-        if rng.random() < 0.04:
+        if crm_down or rng.random() < 0.01:
             atalaia.record_integration_error("crm")
             raise IntegrationError("CRM answered 502 creating the lead")
         return f"lead-{conversation_id}"
@@ -132,4 +175,4 @@ async def validate_output(fail: bool) -> None:
     with atalaia.track_tool("validate_output"):
         await asyncio.sleep(0.01)
         if fail:
-            raise ToolError("output does not match the schema")
+            raise ValidationFailed("output does not match the schema")

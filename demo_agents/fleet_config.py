@@ -75,3 +75,8 @@ def llm_base_url() -> str:
 
 def orchestrator_url() -> str:
     return os.environ.get("ATALAIA_DEMO_ORCHESTRATOR_URL", f"http://{HOST}:{ORCHESTRATOR_PORT}")
+
+
+def hang_marker(directory: Path, agent_name: str) -> Path:
+    """While this file exists the agent writes no heartbeat, across restarts (agent_hang fault)."""
+    return directory / f"hang-{agent_name.lower()}"

@@ -11,7 +11,7 @@ Department = Literal["engineering", "operations", "research", "sales"]
 Priority = Literal["high", "normal", "low"]
 Status = Literal["success", "failure", "timeout"]
 # Faults an agent acts on when they arrive with a task.
-TaskFault = Literal["retry_loop", "budget_burn"]
+TaskFault = Literal["retry_loop", "budget_burn", "crm_down", "db_down"]
 
 
 class TaskRequest(BaseModel):

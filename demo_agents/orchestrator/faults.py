@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,11 +24,21 @@ FAULTS: dict[str, str] = {
     "retry_loop": "output validation keeps failing: the agent retries in a loop",
     "budget_burn": "agents send a runaway 100k-token context on every call",
     "agent_crash": "the agent process exits (default Nova); the supervisor restarts it",
-    "agent_hang": "the agent stops heartbeating (default Atlas); the supervisor restarts it",
+    "agent_hang": "the agent (default Atlas) writes no heartbeat, even after restarts, until "
+    "cleared: the supervisor restarts it in a loop and the heartbeat goes stale",
     "cpu_hog": "Helix burns CPU holding its workbench, which delays Sigma's lookups",
     "queue_backlog": "6x the load while agents take one task at a time: the queue grows",
+    "crm_down": "Nova's CRM integration refuses every call: leads are lost",
+    "db_down": "Sigma's report database is unreachable: its pool has no connections",
 }
-DEFAULT_AGENT = {"agent_crash": "Nova", "agent_hang": "Atlas", "cpu_hog": "Helix"}
+DEFAULT_AGENT = {
+    "agent_crash": "Nova",
+    "agent_hang": "Atlas",
+    "cpu_hog": "Helix",
+    "crm_down": "Nova",
+    "db_down": "Sigma",
+}
+TASK_FAULTS: tuple[TaskFault, ...] = ("retry_loop", "budget_burn", "crm_down", "db_down")
 SLOW_FACTOR = 20.0
 BACKLOG_LOAD_FACTOR = 6.0
 HOG_SECONDS = 600.0
@@ -54,7 +65,9 @@ class FaultController:
         llm_admin_url: str,
         http: httpx.AsyncClient,
         agent_urls: dict[str, str] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
+        self.state_dir = state_dir or fleet_config.state_dir()
         self.llm_admin_url = llm_admin_url
         self.http = http
         self.agent_urls = agent_urls or {a.name: a.url for a in fleet_config.AGENTS}
@@ -63,10 +76,10 @@ class FaultController:
     # --- what other parts ask -----------------------------------------------------------------
     def task_faults(self, agent: str) -> list[TaskFault]:
         flags: list[TaskFault] = []
-        for name in ("retry_loop", "budget_burn"):
+        for name in TASK_FAULTS:
             fault = self.active.get(name)
             if fault is not None and fault.agent in (None, agent):
-                flags.append(name)  # type: ignore[arg-type]
+                flags.append(name)
         return flags
 
     @property
@@ -87,7 +100,8 @@ class FaultController:
         if name == "agent_crash":
             await self._agent_call(spec, "/admin/crash", None)
         elif name == "agent_hang":
-            await self._agent_call(spec, "/admin/hang", None)
+            assert agent is not None
+            fleet_config.hang_marker(self.state_dir, agent).touch()
         elif name == "cpu_hog":
             await self._agent_call(spec, "/admin/cpu_hog", {"on": True, "duration_s": HOG_SECONDS})
         self.active[name] = fault
@@ -106,6 +120,8 @@ class FaultController:
             if fault is None:
                 continue
             cleared.append(fault_name)
+            if fault_name == "agent_hang" and fault.agent:
+                fleet_config.hang_marker(self.state_dir, fault.agent).unlink(missing_ok=True)
             if fault_name == "cpu_hog" and fault.agent:
                 spec = fleet_config.agent(fault.agent)
                 try:

@@ -83,7 +83,10 @@ class Orchestrator:
         self.budgets = Budgets(fleet_config.DAILY_BUDGET_USD)
         self.http = httpx.AsyncClient()
         self.faults = FaultController(
-            settings.llm_url.removesuffix("/v1"), self.http, settings.agent_urls
+            settings.llm_url.removesuffix("/v1"),
+            self.http,
+            settings.agent_urls,
+            settings.state_dir,
         )
         self.store = HeartbeatStore(settings.state_dir / "heartbeats.sqlite")
         self.processes = ProcessManager(
@@ -166,6 +169,7 @@ class Orchestrator:
         return {
             "load_per_min": self.load_per_min,
             "seed": self.settings.seed,
+            "state_dir": str(self.settings.state_dir),
             "tasks": {
                 "finished": stats.finished,
                 "success_rate": (stats.finished.get("success", 0) / total) if total else None,

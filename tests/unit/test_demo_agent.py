@@ -4,6 +4,8 @@ in-memory readers, the heartbeat reaches SQLite, and the retry_loop fault loops 
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,13 @@ from opentelemetry.trace import SpanKind
 
 from demo_agents import fleet_config
 from demo_agents.agent import Agent, create_app
+from demo_agents.agent_tools import (
+    ConnectionPool,
+    DatabaseUnavailable,
+    IntegrationError,
+    crm_create_lead,
+    sql_report,
+)
 from demo_agents.heartbeat_store import HeartbeatStore
 from demo_agents.http_server import serve_in_thread
 from demo_agents.mock_llm import create_app as create_mock_llm
@@ -137,3 +146,37 @@ def test_heartbeat_reaches_sqlite(agent_url: str, store: HeartbeatStore) -> None
         time.sleep(0.1)
     last = store.last_seen("Atlas")
     assert last is not None and abs(time.time() - last) < 30
+
+
+def test_db_down_empties_the_pool_and_fails_checkouts(captured: Captured, tmp_path: Path) -> None:
+    def connections() -> dict[str, float]:
+        return {
+            p.attributes["db.client.connection.state"]: p.value
+            for p in captured.points("db.client.connection.count")
+            if p.attributes["db.client.connection.pool.name"] == "test-pool"
+        }
+
+    pool = ConnectionPool(tmp_path / "reports.sqlite", "test-pool", size=3)
+    assert sql_report(pool, "billing", 4) == 1
+    assert connections() == {"idle": 3, "used": 0}
+    pool.set_online(False)
+    assert connections() == {"idle": 0, "used": 0}
+    with pytest.raises(DatabaseUnavailable, match="unreachable"):
+        sql_report(pool, "billing", 4)
+    pool.set_online(True)
+    assert sql_report(pool, "billing", 4) == 2  # the data survived the outage
+    assert connections() == {"idle": 3, "used": 0}
+    pool.close()
+
+
+def test_crm_down_loses_the_lead_and_counts_integration_errors(
+    agent_url: str, captured: Captured
+) -> None:
+    def crm_errors() -> float:
+        return sum(p.value for p in captured.points("atalaia.integration.errors"))
+
+    before = crm_errors()
+    with pytest.raises(IntegrationError):
+        asyncio.run(crm_create_lead(random.Random(1), "conv-1", crm_down=True))
+    assert crm_errors() == before + 1
+    assert asyncio.run(crm_create_lead(random.Random(1), "conv-1", crm_down=False)) == "lead-conv-1"

@@ -185,3 +185,12 @@ def test_clearing_budget_burn_gives_back_what_it_spent(api: str) -> None:
     assert spent() == pytest.approx(before)
     gauge = metric(api, 'orchestrator_budget_spent_usd{atalaia_department="research"}')
     assert gauge == pytest.approx(before)
+
+
+def test_agent_hang_marks_the_agent_until_cleared(api: str) -> None:
+    state_dir = Path(httpx.get(f"{api}/metrics/summary").json()["state_dir"])
+    marker = state_dir / "hang-atlas"
+    assert httpx.post(f"{api}/faults/agent_hang").json()["active"]["agent"] == "Atlas"
+    assert marker.exists()
+    assert httpx.delete(f"{api}/faults/agent_hang").json() == {"cleared": ["agent_hang"]}
+    assert not marker.exists()
