@@ -59,7 +59,7 @@ test-e2e: tools ## only the end-to-end tests against the native stack
 # (see demo_agents/fleet_config.py: ATALAIA_DEMO_STATE_DIR).
 DEMO_LOAD ?= 20
 DEMO_SEED ?= 42
-DEMO_FAULTS := slow_llm llm_errors rate_limit retry_loop budget_burn agent_crash agent_hang cpu_hog queue_backlog
+DEMO_FAULTS := slow_llm llm_errors rate_limit retry_loop budget_burn agent_crash agent_hang cpu_hog queue_backlog crm_down db_down
 
 .PHONY: demo demo-stop fault fault-clear
 

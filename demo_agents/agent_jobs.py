@@ -110,7 +110,11 @@ async def sales(ctx: JobContext, task: TaskRequest, topic: str) -> None:
             await with_tool_retry(lambda: tools.crm_create_lead(ctx.rng, conversation, crm_down))
             atalaia.record_lead()
         except tools.IntegrationError:
-            log.error("lead for conversation %s lost: CRM unavailable", conversation)
+            log.error(
+                "lead for conversation %s lost: CRM unavailable",
+                conversation,
+                extra={"error.type": "integration"},
+            )
     atalaia.record_conversation(outcome)
     log.info("conversation %s ended %s", conversation, outcome)
 

@@ -94,7 +94,9 @@ def run(options: Options) -> dict[str, Any]:
     """Start the fleet and return once every part answers its health check."""
     state = read_state()
     if state and any(is_ours(pid) for pid in state["pids"].values()):
-        raise AlreadyRunning(f"the fleet is already running ({state_path()}); stop it first")
+        raise AlreadyRunning(
+            f"the fleet is already running ({state_path()}); `make demo-stop` stops it"
+        )
     llm_url = fleet_config.llm_base_url().removesuffix("/v1")
     orchestrator_url = fleet_config.orchestrator_url()
     pids: dict[str, int] = {}
