@@ -29,6 +29,7 @@ from demo_agents.agent_llm import LLM, LLMFailed
 from demo_agents.agent_tools import ConnectionPool, ResultCache, ToolError
 from demo_agents.cpu_hog import Workbench
 from demo_agents.heartbeat_store import HeartbeatStore
+from demo_agents.http_server import fastapi_telemetry
 from demo_agents.instrumentation import instrument
 from demo_agents.protocol import HogRequest, LookupRequest, TaskRequest, TaskResult
 
@@ -162,7 +163,9 @@ def create_app(agent: Agent) -> FastAPI:
             await beats
         await agent.close()
 
-    app = FastAPI(title=f"Atalaia demo agent {agent.spec.name}", lifespan=lifespan)
+    app = FastAPI(
+        title=f"Atalaia demo agent {agent.spec.name}", lifespan=lifespan, **fastapi_telemetry()
+    )
 
     @app.get("/health")
     async def health() -> dict[str, object]:

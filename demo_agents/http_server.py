@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import uvicorn
@@ -52,3 +54,21 @@ def serve_in_thread(app: FastAPI, health_path: str = "/health") -> Iterator[str]
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+QUIET_PREFIXES = ("/health", "/metrics", "/admin/", "/faults", "/load")
+
+
+def _quiet(scope: MutableMapping[str, Any]) -> bool:
+    path = str(scope.get("path", ""))
+    return path.startswith(QUIET_PREFIXES)
+
+
+def fastapi_telemetry() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry support (newer FastAPI releases), tuned for the fleet: a
+    SERVER span per task request, which the agent's invoke_agent span continues; no spans for
+    health checks, scrapes and admin calls; no per-operation spans; no uncatalogued HTTP metrics.
+    Empty on FastAPI releases without it."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"operation_spans": False, "metrics": False, "exclude": _quiet}}

@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from demo_agents import fleet_config
+from demo_agents.http_server import fastapi_telemetry
 from demo_agents.orchestrator.events import EVENTS, LLMCostEvent
 from demo_agents.orchestrator.faults import FAULTS, UnknownFault
 from demo_agents.orchestrator.service import Orchestrator
@@ -54,7 +55,7 @@ def create_app(orchestrator: Orchestrator) -> FastAPI:
         finally:
             await orchestrator.stop()
 
-    app = FastAPI(title="Atalaia demo orchestrator", lifespan=lifespan)
+    app = FastAPI(title="Atalaia demo orchestrator", lifespan=lifespan, **fastapi_telemetry())
     app.state.orchestrator = orchestrator
     metrics = orchestrator.metrics
 
