@@ -176,7 +176,8 @@ class Engine:
 
     # --- one task -----------------------------------------------------------------------------
     async def _process(self, task: Task, agent: str) -> None:
-        status, reason, agents = "failure", "llm_error", {agent}
+        status, agents = "failure", {agent}
+        reason: str | None = "llm_error"
         extra = {"atalaia.task.id": task.task_id}
         with trace.use_span(task.span, end_on_exit=False):
             try:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from demo_agents.http_server import serve_in_thread
 from demo_agents.mock_llm import create_app
@@ -37,7 +38,10 @@ def test_completion_reports_usage_with_cached_tokens_on_repeated_system_prompt(
     base_url: str,
 ) -> None:
     system = "You are Helix, a careful engineering agent. " * 40
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": "plan it"}]
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": "plan it"},
+    ]
     llm = client(base_url)
     first = llm.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=50)
     second = llm.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=50)
@@ -51,7 +55,8 @@ def test_completion_reports_usage_with_cached_tokens_on_repeated_system_prompt(
     assert first.usage.prompt_tokens_details is not None
     assert first.usage.prompt_tokens_details.cached_tokens == 0
     assert second.usage.prompt_tokens_details is not None
-    assert 0 < second.usage.prompt_tokens_details.cached_tokens < second.usage.prompt_tokens
+    cached = second.usage.prompt_tokens_details.cached_tokens
+    assert cached is not None and 0 < cached < second.usage.prompt_tokens
     content = first.choices[0].message.content or ""
     assert len(content.split()) == first.usage.completion_tokens
 
@@ -104,7 +109,7 @@ def test_error_fault_gives_server_errors_only_for_the_chosen_model(base_url: str
 
 def test_slow_model_fault_slows_only_that_model(base_url: str) -> None:
     llm = client(base_url)
-    messages = [{"role": "user", "content": "hi"}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
     baseline = llm.chat.completions.with_raw_response.create(
         model="gpt-4o", messages=messages, max_tokens=20
     ).elapsed.total_seconds()
