@@ -20,9 +20,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import Body, FastAPI, HTTPException, Query
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from demo_agents import fleet_config
@@ -68,8 +68,10 @@ def create_app(orchestrator: Orchestrator) -> FastAPI:
         }
 
     @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(orchestrator.registry), media_type=CONTENT_TYPE_LATEST)
+    async def prometheus_metrics(request: Request) -> Response:
+        # OpenMetrics when the scraper asks for it (as Prometheus does), else the text format.
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(orchestrator.registry), media_type=content_type)
 
     @app.get("/metrics/summary")
     async def summary() -> dict[str, Any]:

@@ -194,3 +194,14 @@ def test_agent_hang_marks_the_agent_until_cleared(api: str) -> None:
     assert marker.exists()
     assert httpx.delete(f"{api}/faults/agent_hang").json() == {"cleared": ["agent_hang"]}
     assert not marker.exists()
+
+
+def test_metrics_speak_openmetrics_when_asked(api: str) -> None:
+    plain = httpx.get(f"{api}/metrics")
+    assert plain.headers["content-type"].startswith("text/plain")
+    open_metrics = httpx.get(
+        f"{api}/metrics", headers={"accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
+    assert open_metrics.text.rstrip().endswith("# EOF")
+    assert "orchestrator_tasks_total" in open_metrics.text
