@@ -90,7 +90,8 @@ class Engine:
         self.concurrency = concurrency or {a.name: a.concurrency for a in fleet_config.AGENTS}
         self.queues: dict[str, deque[Task]] = {p: deque() for p in fleet_config.PRIORITIES}
         self.in_flight: dict[str, Task] = {}
-        self.busy: dict[str, int] = dict.fromkeys(self.agent_urls, 0)
+        self.busy: dict[str, int] = dict.fromkeys(self.agent_urls, 0)  # tasks routed to each
+        self.dispatching: dict[str, int] = dict.fromkeys(self.agent_urls, 0)  # requests open
         self.stats = Stats()
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
@@ -239,11 +240,16 @@ class Engine:
         self.metrics.set_budget(state.department, state.limit_usd, state.spent_usd)
 
     def _pick(self, task: Task, preferred: str, unit: WorkUnit) -> str:
-        """The preferred agent for the whole task; chunks spread over every capable agent."""
-        if unit.depth == 0 and self.available(preferred):
+        """The task's agent; a chunk stays with it while it has room (its context is warm) and
+        spills over to the least loaded other capable agent when it is full or unavailable."""
+        if self.available(preferred) and (
+            unit.depth == 0 or self.dispatching.get(preferred, 0) < self.capacity(preferred)
+        ):
             return preferred
-        candidates = [a for a in ROUTES[task.department] if self.available(a)] or [preferred]
-        return candidates[(unit.start + unit.depth) % len(candidates)]
+        others = [a for a in ROUTES[task.department] if a != preferred and self.available(a)]
+        if not others:
+            return preferred
+        return min(others, key=lambda a: self.dispatching.get(a, 0) / self.capacity(a))
 
     async def _execute(
         self, task: Task, unit: WorkUnit, timeout_s: float, preferred: str
@@ -287,10 +293,19 @@ class Engine:
         )
         self.metrics.dispatched(agent)
         self.stats.dispatches[agent] = self.stats.dispatches.get(agent, 0) + 1
+        self.dispatching[agent] = self.dispatching.get(agent, 0) + 1
+        try:
+            return await self._post(task, request, timeout_s, agent)
+        finally:
+            self.dispatching[agent] -= 1
+
+    async def _post(
+        self, task: Task, request: TaskRequest, timeout_s: float, agent: str
+    ) -> TaskResult:
         with tracer.start_as_current_span(f"dispatch_task {agent}", kind=SpanKind.CLIENT) as span:
             span.set_attribute("gen_ai.agent.name", agent)
             span.set_attribute("atalaia.task.id", task.task_id)
-            span.set_attribute("atalaia.chunk.depth", unit.depth)
+            span.set_attribute("atalaia.chunk.depth", request.depth)
             try:
                 response = await self.http.post(
                     f"{self.agent_urls[agent]}/tasks",

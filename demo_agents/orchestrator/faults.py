@@ -18,7 +18,7 @@ from demo_agents.protocol import TaskFault
 log = logging.getLogger("demo_agents.orchestrator.faults")
 
 FAULTS: dict[str, str] = {
-    "slow_llm": "one model answers ~20x slower (default: the agent's model, else gpt-4o)",
+    "slow_llm": "one model answers ~30x slower (default: the agent's model, else gpt-4o)",
     "llm_errors": "85% of LLM calls fail with 500/503 (the agent's model, else all models)",
     "rate_limit": "90% of LLM calls get 429 with Retry-After (the agent's model, else all)",
     "retry_loop": "output validation keeps failing: the agent retries in a loop",
@@ -39,7 +39,7 @@ DEFAULT_AGENT = {
     "db_down": "Sigma",
 }
 TASK_FAULTS: tuple[TaskFault, ...] = ("retry_loop", "budget_burn", "crm_down", "db_down")
-SLOW_FACTOR = 20.0
+SLOW_FACTOR = 30.0
 BACKLOG_LOAD_FACTOR = 6.0
 HOG_SECONDS = 600.0
 

@@ -121,7 +121,7 @@ def test_malformed_json_unknown_kind_and_unknown_agent(api: str) -> None:
 def test_llm_fault_switches_reconfigure_the_mock_llm(api: str, llm_url: str) -> None:
     slow = httpx.post(f"{api}/faults/slow_llm", params={"agent": "Sigma"})
     assert slow.status_code == 200, slow.text
-    assert httpx.get(f"{llm_url}/admin/faults").json()["slow_models"] == {"claude-sonnet-4-5": 20.0}
+    assert httpx.get(f"{llm_url}/admin/faults").json()["slow_models"] == {"claude-sonnet-4-5": 30.0}
     limited = httpx.post(f"{api}/faults/rate_limit")
     assert limited.status_code == 200
     llm_faults = httpx.get(f"{llm_url}/admin/faults").json()
