@@ -80,3 +80,13 @@ def orchestrator_url() -> str:
 def hang_marker(directory: Path, agent_name: str) -> Path:
     """While this file exists the agent writes no heartbeat, across restarts (agent_hang fault)."""
     return directory / f"hang-{agent_name.lower()}"
+
+
+def logs_dir() -> Path | None:
+    """Where each process writes its log file; None when ATALAIA_DEMO_LOGS=stdout (containers:
+    every process's JSON lines go to the container's stdout)."""
+    if os.environ.get("ATALAIA_DEMO_LOGS", "").lower() == "stdout":
+        return None
+    path = state_dir() / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -76,17 +76,20 @@ def child_env() -> dict[str, str]:
 
 
 def spawn(name: str, argv: list[str]) -> int:
-    logs = fleet_config.state_dir() / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"{name}.log", "ab") as out:
+    logs = fleet_config.logs_dir()
+    out = open(logs / f"{name}.log", "ab") if logs else None  # noqa: SIM115
+    try:
         popen = subprocess.Popen(
             [sys.executable, "-m", *argv],
             env=child_env(),
             stdout=out,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if out else None,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # own process group: `stop` signals the whole group
         )
+    finally:
+        if out is not None:
+            out.close()
     return popen.pid
 
 
@@ -106,7 +109,7 @@ def run(options: Options) -> dict[str, Any]:
         "load": options.load,
         "started_at": time.time(),
         "urls": {"mock_llm": llm_url, "orchestrator": orchestrator_url},
-        "logs": str(fleet_config.state_dir() / "logs"),
+        "logs": str(fleet_config.logs_dir() or "stdout"),
     }
     try:
         port, seed = str(fleet_config.MOCK_LLM_PORT), str(options.seed)

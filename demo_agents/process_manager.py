@@ -19,7 +19,7 @@ class ProcessSpec:
     name: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
-    log_path: Path | None = None
+    log_path: Path | None = None  # None: the child writes to our stdout/stderr
 
 
 @dataclass
@@ -46,14 +46,19 @@ class ProcessManager:
     def start(self, name: str) -> int:
         spec = self.specs[name]
         env = {**os.environ, **spec.env}
-        out = open(spec.log_path, "ab") if spec.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(spec.log_path, "ab") if spec.log_path else None  # noqa: SIM115
         try:
             popen = subprocess.Popen(
-                spec.argv, env=env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT
+                spec.argv,
+                env=env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
             )
         finally:
-            if spec.log_path:
-                out.close()  # type: ignore[union-attr]
+            if out is not None:
+                out.close()
         self.running[name] = Running(popen, self.clock())
         log.info("started %s (pid %d)", name, popen.pid, extra={"gen_ai.agent.name": name})
         return popen.pid

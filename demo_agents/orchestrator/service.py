@@ -47,8 +47,7 @@ class Settings:
 
 
 def agent_process(spec: fleet_config.AgentSpec, settings: Settings) -> ProcessSpec:
-    logs = settings.state_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = fleet_config.logs_dir()
     pythonpath = os.pathsep.join(
         p for p in (str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")) if p
     )
@@ -68,7 +67,7 @@ def agent_process(spec: fleet_config.AgentSpec, settings: Settings) -> ProcessSp
             "ATALAIA_DEMO_STATE_DIR": str(settings.state_dir),
             "ATALAIA_DEMO_LLM_URL": settings.llm_url,
         },
-        log_path=logs / f"{spec.name.lower()}.log",
+        log_path=logs / f"{spec.name.lower()}.log" if logs else None,
     )
 
 
