@@ -82,9 +82,25 @@ def test_stop_leaves_a_recycled_pid_alone(state_dir: Path) -> None:
         stranger.wait(5)
 
 
-def test_run_refuses_when_the_fleet_is_already_running(state_dir: Path) -> None:
-    me = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "demo_agents"])
+def test_run_refuses_when_the_fleet_is_already_running(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_spawn(name: str, argv: list[str]) -> int:
+        raise AssertionError(f"run() must not start {name} while a fleet is running")
+
+    monkeypatch.setattr(launcher, "spawn", no_spawn)
+    me = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "print('up', flush=True); import time; time.sleep(60)",
+            "demo_agents",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        assert me.stdout is not None and me.stdout.readline() == "up\n"  # exec'd: cmdline is ours
         (state_dir / launcher.STATE_FILE).write_text(json.dumps({"pids": {"mock_llm": me.pid}}))
         with pytest.raises(launcher.AlreadyRunning, match="already running"):
             launcher.run(launcher.Options())
