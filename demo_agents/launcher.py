@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,12 +94,33 @@ def spawn(name: str, argv: list[str]) -> int:
     return popen.pid
 
 
+def ports_in_use() -> list[int]:
+    """The fleet's ports that something already listens on."""
+    ports = [fleet_config.MOCK_LLM_PORT, fleet_config.ORCHESTRATOR_PORT]
+    ports += [a.port for a in fleet_config.AGENTS]
+    busy = []
+    for port in ports:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            try:
+                sock.bind((fleet_config.BIND_HOST, port))
+            except OSError:
+                busy.append(port)
+    return busy
+
+
 def run(options: Options) -> dict[str, Any]:
     """Start the fleet and return once every part answers its health check."""
     state = read_state()
     if state and any(is_ours(pid) for pid in state["pids"].values()):
         raise AlreadyRunning(
             f"the fleet is already running ({state_path()}); `make demo-stop` stops it"
+        )
+    busy = ports_in_use()
+    if busy:
+        raise FleetError(
+            f"port(s) {', '.join(map(str, busy))} on {fleet_config.BIND_HOST} are in use "
+            "(another fleet with a different ATALAIA_DEMO_STATE_DIR?)"
         )
     llm_url = fleet_config.llm_base_url().removesuffix("/v1")
     orchestrator_url = fleet_config.orchestrator_url()
@@ -134,6 +156,10 @@ def run(options: Options) -> dict[str, Any]:
         wait_ready(f"{orchestrator_url}/health", options.ready_timeout_s)
         for agent in fleet_config.AGENTS:
             wait_ready(f"{agent.url}/health", options.ready_timeout_s)
+        # Something else answering on our ports also looks ready: make sure it is us.
+        dead = [name for name, pid in pids.items() if not is_ours(pid) or _zombie(pid)]
+        if dead:
+            raise OSError(f"{', '.join(dead)} exited (is another fleet using its port?)")
     except (TimeoutError, OSError) as exc:
         stop()
         raise FleetError(f"the fleet did not start: {exc}; logs in {state['logs']}") from exc

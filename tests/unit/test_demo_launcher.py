@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from demo_agents import launcher
+from demo_agents import fleet_config, launcher
+from demo_agents.http_server import free_port
 
 # A stand-in for a fleet process: its command line names demo_agents (as the real ones do) and it
 # starts a child in its process group, like the orchestrator starts the agents.
@@ -107,3 +109,16 @@ def test_run_refuses_when_the_fleet_is_already_running(
     finally:
         me.kill()
         me.wait(5)
+
+
+def test_ports_in_use_finds_a_listener_and_ignores_free_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        taken = listener.getsockname()[1]
+        monkeypatch.setattr(fleet_config, "MOCK_LLM_PORT", taken)
+        monkeypatch.setattr(fleet_config, "ORCHESTRATOR_PORT", free_port())
+        monkeypatch.setattr(fleet_config, "AGENTS", ())
+        assert launcher.ports_in_use() == [taken]
