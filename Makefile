@@ -129,3 +129,27 @@ up-native: tools ## run collector, Prometheus, Alertmanager, Loki, Tempo as loca
 
 down-native: venv ## stop the native stack
 	$(PY) -m tools.native_stack down
+
+# ----------------------------------------------------------------------------------------------
+# Demo fleet (demo_agents/): mock LLM, orchestrator + self-healing supervisor, agents Helix, Sigma,
+# Atlas and Nova. It sends OTLP to OTEL_EXPORTER_OTLP_ENDPOINT (default 127.0.0.1:4317), so it
+# works against whichever stack is up, compose or native. Runtime files live outside the repo
+# (see demo_agents/fleet_config.py: ATALAIA_DEMO_STATE_DIR).
+DEMO_LOAD ?= 20
+DEMO_SEED ?= 42
+DEMO_FAULTS := slow_llm llm_errors rate_limit retry_loop budget_burn agent_crash agent_hang cpu_hog queue_backlog crm_down db_down
+
+.PHONY: demo demo-stop fault fault-clear
+
+demo: venv ## start the demo fleet in the background (DEMO_LOAD tasks/min, DEMO_SEED)
+	$(PY) -m demo_agents run --load $(DEMO_LOAD) --seed $(DEMO_SEED)
+
+demo-stop: venv ## stop every demo fleet process
+	$(PY) -m demo_agents stop
+
+fault: venv ## switch a demo fault on: make fault FAULT=<name> [AGENT=<agent>]
+	@if [ -z "$(FAULT)" ]; then echo "usage: make fault FAULT=<name> [AGENT=<agent>]; faults: $(DEMO_FAULTS)" >&2; exit 2; fi
+	$(PY) -m demo_agents fault $(FAULT) $(if $(AGENT),--agent $(AGENT))
+
+fault-clear: venv ## switch every demo fault off
+	$(PY) -m demo_agents fault-clear
