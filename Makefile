@@ -92,12 +92,14 @@ ifeq ($(DOCKER_OK),yes)
 else
 	@echo "==> no Docker engine answers \`docker info\`: running the native stack instead"
 	@$(MAKE) --no-print-directory up-native
+	@$(PY) -m demo_agents status >/dev/null 2>&1 || $(MAKE) --no-print-directory demo
 endif
 
 down: ## stop the stack (data is kept)
 ifeq ($(DOCKER_OK),yes)
 	$(COMPOSE_CLI) --env-file versions.env $(if $(wildcard .env),--env-file .env) down
 else
+	-@$(PY) -m demo_agents stop
 	@$(MAKE) --no-print-directory down-native
 endif
 
