@@ -19,11 +19,11 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import atalaia
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 
+import atalaia
 from demo_agents import agent_jobs, fleet_config
 from demo_agents.agent_llm import LLM, LLMFailed
 from demo_agents.agent_tools import ConnectionPool, ResultCache, ToolError

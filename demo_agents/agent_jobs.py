@@ -8,9 +8,9 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import atalaia
 import httpx
 
+import atalaia
 from demo_agents import agent_tools as tools
 from demo_agents.agent_llm import LLM
 from demo_agents.protocol import TaskRequest

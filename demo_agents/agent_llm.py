@@ -8,8 +8,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import atalaia
 import openai
+
+import atalaia
 
 log = logging.getLogger("demo_agents.agent.llm")
 

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import atalaia
 import httpx
+
+import atalaia
 
 
 class ToolError(Exception):

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import atalaia
 import httpx
 import openai
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+import atalaia
 from demo_agents import fleet_config
 from demo_agents.orchestrator.budgets import Budgets
 from demo_agents.orchestrator.fallback import (

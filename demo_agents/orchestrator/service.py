@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import openai
-from atalaia.orchestrator_metrics import OrchestratorMetrics
 from prometheus_client import CollectorRegistry
 
+from atalaia.orchestrator_metrics import OrchestratorMetrics
 from demo_agents import fleet_config
 from demo_agents.heartbeat_store import HeartbeatStore
 from demo_agents.orchestrator.budgets import Budgets

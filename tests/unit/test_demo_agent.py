@@ -12,11 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from atalaia.testing import Captured, in_memory
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
+from atalaia.testing import Captured, in_memory
 from demo_agents import fleet_config
 from demo_agents.agent import Agent, create_app
 from demo_agents.agent_tools import (
