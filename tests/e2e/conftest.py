@@ -10,6 +10,10 @@ It starts collector, Prometheus, Alertmanager, Loki and Tempo (and the alert sin
 atalaia.alert_sink exists) from the repo's configs in a fresh state directory, waits until all
 are ready and stops them at the end of the session. The ports are fixed (the configs' own), so
 only one stack can run per machine: sessions on the same machine take turns through a lock file.
+
+The `fleet_run` session fixture (and `fleet_ran`, its start time) runs the demo fleet against
+that stack once for every test that reads what a fleet leaves behind: a baseline, a tour of
+faults, the faults cleared. The fleet then keeps running, fault-free, until the session ends.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.backends import Loki, Prometheus, Tempo
@@ -89,3 +96,83 @@ def telemetry(native_stack: NativeStack) -> Iterator[Telemetry]:
     t = Telemetry(native_stack.urls["otlp_grpc"], native_stack.urls["otlp_http"])
     yield t
     t.shutdown()
+
+
+# --- the demo fleet -------------------------------------------------------------------------
+# The tour switches on the faults whose signals a healthy fleet never emits (demo_agents/README.md):
+# slow_llm (atalaia_timeouts_total, task splits, fallback depth, SLA misses), llm_errors
+# (`error_type` on GenAI durations, LLM retries), retry_loop (validation retries, orchestrator
+# re-dispatches), agent_crash (restarts) and crm_down (atalaia_integration_errors_total).
+# db_down stays out: tests/e2e/test_alert_delivery.py switches it on by itself, and an earlier
+# DatabaseDown would hold the next notification of its Alertmanager group for group_interval.
+FLEET_FAULTS = ("slow_llm", "llm_errors", "retry_loop", "agent_crash", "crm_down")
+FLEET_LOAD = 60.0  # tasks per minute
+FLEET_SEED = 42
+BASELINE_S = float(os.environ.get("ATALAIA_E2E_BASELINE_S", "60"))
+FAULT_S = float(os.environ.get("ATALAIA_E2E_FAULT_S", "120"))
+CLEARED_S = float(os.environ.get("ATALAIA_E2E_CLEARED_S", "30"))
+
+
+@dataclass(frozen=True)
+class FleetRun:
+    started: float  # Unix time the fleet was started
+    toured: float  # Unix time the tour ended (faults cleared, CLEARED_S later)
+    orchestrator: str  # http://127.0.0.1:8000: faults, load, health
+    faults: tuple[str, ...]  # what the tour switched on
+    logs: Path  # one log file per fleet process
+
+
+def fleet_wait(seconds: float, orchestrator: str) -> None:
+    """Let the fleet run, checking every 5 s that the orchestrator stays up while we wait."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        health = httpx.get(f"{orchestrator}/health", timeout=5)
+        assert health.status_code == 200, f"the orchestrator stopped answering: {health.text}"
+        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+
+
+@pytest.fixture(scope="session")
+def fleet_run(
+    native_stack: NativeStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FleetRun]:
+    """The demo fleet against the native stack: baseline, fault tour, faults cleared.
+
+    Runs once per session; the fleet keeps running (no faults) until the session ends and is
+    then stopped with `demo_agents.launcher.stop` (each process group, SIGTERM first).
+    """
+    from demo_agents import fleet_config, launcher
+
+    for port in (fleet_config.ORCHESTRATOR_PORT, fleet_config.MOCK_LLM_PORT):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:  # its health checks would answer for us
+                pytest.fail(f"port {port} is taken: another demo fleet is running; stop it first")
+    with pytest.MonkeyPatch.context() as env:
+        # A state directory of our own: `stop` below can only ever stop the fleet started here.
+        state_dir = tmp_path_factory.mktemp("demo-fleet")
+        env.setenv("ATALAIA_DEMO_STATE_DIR", str(state_dir))
+        env.delenv("ATALAIA_DEMO_LOGS", raising=False)  # one log file per process, in state_dir
+        env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", native_stack.urls["otlp_grpc"])
+        started = time.time()
+        try:
+            state = launcher.run(launcher.Options(load=FLEET_LOAD, seed=FLEET_SEED))
+        except launcher.FleetError as e:
+            pytest.fail(f"the demo fleet did not start: {e}", pytrace=False)
+        orchestrator = state["urls"]["orchestrator"]
+        try:
+            print(f"\ndemo fleet up in {time.time() - started:.1f}s, logs in {state['logs']}")
+            fleet_wait(BASELINE_S, orchestrator)
+            for fault in FLEET_FAULTS:
+                httpx.post(f"{orchestrator}/faults/{fault}", timeout=10).raise_for_status()
+            fleet_wait(FAULT_S, orchestrator)
+            httpx.delete(f"{orchestrator}/faults", timeout=10).raise_for_status()
+            fleet_wait(CLEARED_S, orchestrator)
+            yield FleetRun(started, time.time(), orchestrator, FLEET_FAULTS, Path(state["logs"]))
+        finally:
+            stopped = launcher.stop()
+            print(f"\ndemo fleet stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@pytest.fixture(scope="session")
+def fleet_ran(fleet_run: FleetRun) -> float:
+    """When the session's demo fleet started (Unix time), once its fault tour is over."""
+    return fleet_run.started

@@ -1,67 +1,27 @@
 """Every panel's query returns data from the real backends after the demo fleet has run.
 
-The demo fleet (demo_agents.launcher) runs against the native stack (the `native_stack` fixture of
-tests/e2e/conftest.py); a phase of faults makes the panels that show trouble (errors, retries,
-timeouts, task splits and fallback, restarts, SLA misses, integration errors) move. Then every
-PromQL query of every dashboard runs as an instant and as a range query, every LogQL query on Loki
-and every TraceQL query on Tempo, with the template variables substituted as Grafana would; a
-parse error or an empty result fails, naming the dashboard and the panel.
+The demo fleet (demo_agents.launcher) runs against the native stack (the session fixture
+`fleet_ran` of tests/e2e/conftest.py, shared by every fleet test); a phase of faults makes the
+panels that show trouble (errors, retries, timeouts, task splits and fallback, restarts, SLA
+misses, integration errors) move. Then every PromQL query of every dashboard runs as an instant
+and as a range query, every LogQL query on Loki and every TraceQL query on Tempo, with the
+template variables substituted as Grafana would; a parse error or an empty result fails, naming
+the dashboard and the panel.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from atalaia.dashboards import as_json
 from atalaia.dashboards.queries import Query, panel_queries, variable_defaults, variable_queries
 
-FAULTS = ("slow_llm", "llm_errors", "retry_loop", "agent_crash", "crm_down")
-BASELINE_S = float(os.environ.get("ATALAIA_DASH_BASELINE_S", "60"))
-FAULT_S = float(os.environ.get("ATALAIA_DASH_FAULT_S", "120"))
 DATA_DEADLINE_S = float(os.environ.get("ATALAIA_DASH_DEADLINE_S", "240"))
 AGENT = "Helix"  # gpt-4o: slowed by slow_llm, so it has slow traces
-
-
-def wait(seconds: float, fleet_url: str) -> None:
-    """Let the fleet run, checking that the orchestrator stays up while we wait."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert httpx.get(f"{fleet_url}/health", timeout=5).status_code == 200
-        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
-
-
-@pytest.fixture(scope="module")
-def fleet_ran(native_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[float]:
-    """Run the demo fleet: a baseline, then faults, then faults cleared. Yields its start time."""
-    launcher = pytest.importorskip("demo_agents.launcher", reason="the demo fleet is not here")
-    from demo_agents import fleet_config
-
-    for port in (fleet_config.ORCHESTRATOR_PORT, fleet_config.MOCK_LLM_PORT):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:  # its health checks would answer for us
-                pytest.fail(f"port {port} is taken: another demo fleet is running; stop it first")
-    os.environ.setdefault("ATALAIA_DEMO_STATE_DIR", str(tmp_path_factory.mktemp("demo-fleet")))
-    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = native_stack.urls["otlp_grpc"]
-    started = time.time()
-    state = launcher.run(launcher.Options(load=60, seed=42))
-    fleet = state["urls"]["orchestrator"]
-    try:
-        wait(BASELINE_S, fleet)
-        for fault in FAULTS:
-            httpx.post(f"{fleet}/faults/{fault}", timeout=10).raise_for_status()
-        wait(FAULT_S, fleet)
-        httpx.delete(f"{fleet}/faults", timeout=10).raise_for_status()
-        wait(30, fleet)
-        yield started
-    finally:
-        launcher.stop()
 
 
 def empty(result: dict[str, Any]) -> bool:
