@@ -6,6 +6,7 @@ through the collector's batch and retry, and Tempo's metrics-generator writes ev
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -46,6 +47,22 @@ class Prometheus:
         resp.raise_for_status()
         return resp.json()["data"]["result"]
 
+    def series(self, match: str, start: float, end: float | None = None) -> list[dict[str, str]]:
+        """Label sets of every series matching `match` that had a sample in [start, end]."""
+        resp = httpx.get(
+            f"{self.url}/api/v1/series",
+            params={"match[]": match, "start": start, "end": end or time.time() + 60},
+            timeout=30,
+        )
+        resp.raise_for_status()
+        return resp.json()["data"]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Active alerts (pending and firing) as the rule manager sees them."""
+        resp = httpx.get(f"{self.url}/api/v1/alerts", timeout=10)
+        resp.raise_for_status()
+        return resp.json()["data"]["alerts"]
+
     def exemplars(self, promql: str, start: float, end: float) -> list[dict[str, Any]]:
         resp = httpx.get(
             f"{self.url}/api/v1/query_exemplars",
@@ -76,6 +93,35 @@ class Loki:
         )
         resp.raise_for_status()
         return resp.json()["data"]["result"]
+
+    def entries(
+        self, logql: str, since: float = 900, limit: int = 5000
+    ) -> list[tuple[dict[str, str], str, dict[str, str]]]:
+        """(index labels, line, structured metadata) of each entry matching `logql`.
+
+        Asks Loki to keep the two apart (`categorize-labels`): without it, a query's streams
+        mix index labels, structured metadata and parsed labels into one map.
+        """
+        now = time.time_ns()
+        resp = httpx.get(
+            f"{self.url}/loki/api/v1/query_range",
+            timeout=10,
+            headers={"X-Loki-Response-Encoding-Flags": "categorize-labels"},
+            params={
+                "query": logql,
+                "start": now - int(since * 1e9),
+                "end": now + int(60e9),
+                "limit": limit,
+                "direction": "forward",
+            },
+        )
+        resp.raise_for_status()
+        out = []
+        for stream in resp.json()["data"]["result"]:
+            for value in stream["values"]:
+                meta = value[2].get("structuredMetadata", {}) if len(value) > 2 else {}
+                out.append((stream["stream"], value[1], meta))
+        return out
 
     def lines(self, logql: str, **kw: Any) -> list[str]:
         return [line for s in self.query_range(logql, **kw) for _, line in s["values"]]
@@ -110,6 +156,25 @@ class Tempo:
             for span in ss.get("spans", [])
         ]
 
+    def resource_spans(self, trace_id: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(resource attributes, span) for every span of the trace; [] while Tempo lacks it.
+
+        The spans' `traceId`, `spanId` and `parentSpanId` are turned from the base64 of Tempo's
+        OTLP JSON into the lower-case hex that logs, exemplars and TraceQL use.
+        """
+        trace = self.trace(trace_id)
+        if not trace:
+            return []
+        body = trace.get("trace", trace)
+        out = []
+        for rs in body.get("resourceSpans", body.get("batches", [])):
+            resource = attributes(rs.get("resource", {}))
+            for ss in rs.get("scopeSpans", []):
+                for span in ss.get("spans", []):
+                    ids = {k: hex_id(span.get(k)) for k in ("traceId", "spanId", "parentSpanId")}
+                    out.append((resource, {**span, **ids}))
+        return out
+
     def metrics_query_range(self, traceql: str, since: float = 900, step: str = "15s") -> list:
         """TraceQL metrics (`{...} | rate()`): the series, each with its samples."""
         now = int(time.time())
@@ -130,6 +195,16 @@ class Tempo:
         )
         resp.raise_for_status()
         return resp.json().get("traces", [])
+
+
+def hex_id(value: str | None) -> str:
+    """A trace or span id from OTLP JSON (base64, as Tempo writes it) as lower-case hex; ""
+    for none. Ids that are already hex pass through."""
+    if not value:
+        return ""
+    if len(value) in (16, 32) and all(c in "0123456789abcdefABCDEF" for c in value):
+        return value.lower()
+    return base64.b64decode(value).hex()
 
 
 def attributes(span_or_record: dict[str, Any]) -> dict[str, Any]:
