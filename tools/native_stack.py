@@ -435,6 +435,40 @@ def _wait_gone(pid: int, timeout: float) -> None:
 
 
 # -- CLI -----------------------------------------------------------------------------------
+SILENCE_AUTHOR = "atalaia native stack"
+
+
+def silence_absent_grafana(alertmanager_url: str, days: int = 365) -> bool:
+    """Silence TargetDown{job="grafana"} in Alertmanager: natively there is no Grafana, so the
+    target is down by design, and a page about it every few hours would teach people to ignore
+    the sink. Visible and removable like any silence; returns False if one was already active."""
+    api = f"{alertmanager_url}/api/v2/silences"
+    with urllib.request.urlopen(api, timeout=5) as resp:
+        for silence in json.load(resp):
+            if silence["createdBy"] == SILENCE_AUTHOR and silence["status"]["state"] == "active":
+                return False
+    now = time.time()
+
+    def stamp(t: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    body = {
+        "matchers": [
+            {"name": "alertname", "value": "TargetDown", "isRegex": False, "isEqual": True},
+            {"name": "job", "value": "grafana", "isRegex": False, "isEqual": True},
+        ],
+        "startsAt": stamp(now),
+        "endsAt": stamp(now + days * 86400),
+        "createdBy": SILENCE_AUTHOR,
+        "comment": "Grafana is not part of the native stack (it only exists as a container image).",
+    }
+    req = urllib.request.Request(
+        api, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=5):
+        return True
+
+
 def print_urls(stack: NativeStack) -> None:
     for name, url in stack.urls.items():
         print(f"  {name:<18} {url}")
@@ -477,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"==> native stack in {stack.state_dir}")
             seconds = stack.up(timeout=args.timeout)
             print(f"==> ready in {seconds:.1f}s; logs in {stack.logs_dir}")
+            if silence_absent_grafana(stack.urls["alertmanager"]):
+                print('==> silenced TargetDown{job="grafana"}: no Grafana in the native stack')
             print_urls(stack)
             print("==> stop it with `make down-native`")
         elif args.action == "down":
