@@ -17,7 +17,7 @@ COMPOSE := $(COMPOSE_CLI) --env-file versions.env --env-file .env
 .PHONY: help venv tools test test-unit test-config test-e2e lint fmt bench
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: pyproject.toml
 	@echo "==> Python environment in $(VENV)"
