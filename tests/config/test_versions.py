@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
 import yaml
 
-from tools.upstream import COLLECTOR_MANIFEST, Component, read_versions
+from tools.upstream import COLLECTOR_MANIFEST, REPO, Component, read_versions
 
 PINS = read_versions()
 IMAGES = {k.removesuffix("_IMAGE"): v for k, v in PINS.items() if k.endswith("_IMAGE")}
@@ -78,3 +79,12 @@ def test_collector_manifest_matches_versions() -> None:
             if version != f"v{want}":
                 bad.append(entry["gomod"])
     assert not bad, f"builder manifest entries not at the pinned versions: {bad}"
+
+
+def test_demo_dockerfile_default_base_is_the_pin() -> None:
+    """`docker build` without compose falls back to the Dockerfile's default: the same pin."""
+    dockerfile = (REPO / "demo_agents" / "Dockerfile").read_text()
+    default = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, re.M)
+    assert default, "demo_agents/Dockerfile must take its base image from ARG PYTHON_IMAGE"
+    assert default.group(1) == PINS["PYTHON_IMAGE"]
+    assert re.search(r"^FROM \$\{PYTHON_IMAGE\}$", dockerfile, re.M)
