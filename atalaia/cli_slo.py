@@ -97,8 +97,13 @@ def evaluate(
             lb = None if lo is None else lo / budget
             sb = None if sh is None else sh / budget
             can_fire = a.burn_rate * budget < 1
-            burning = can_fire and lb is not None and sb is not None
-            burning = burning and lb > a.burn_rate and sb > a.burn_rate  # type: ignore[operator]
+            burning = (
+                can_fire
+                and lb is not None
+                and sb is not None
+                and lb > a.burn_rate
+                and sb > a.burn_rate
+            )
             burns.append(Burn(a.long, a.short, a.severity, a.burn_rate, lb, sb, can_fire, burning))
         out.append(
             SLOStatus(
