@@ -165,8 +165,8 @@ def format_table(statuses: list[SLOStatus], at: float) -> str:
         cells = (c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs_)
         lines.append("  ".join(cells).rstrip())
     lines.append(
-        "burn: long/short window burn rate (1 = spending the budget exactly over the SLO period); "
-        "! = both above the alert's threshold; n/a = the spec leaves that alert out"
+        "burn: long/short window burn rate (1 = the budget lasts exactly the SLO period)\n"
+        "!: both above the alert's threshold; n/a: the spec leaves that alert out"
     )
     return "\n".join(lines)
 
