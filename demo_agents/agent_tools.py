@@ -140,7 +140,13 @@ async def run_tests(rng: random.Random, size: int) -> int:
 async def helix_lookup(client: httpx.AsyncClient, helix_url: str, topic: str) -> str:
     """Sigma asks Helix for a computed result: this is how a CPU hog on Helix delays Sigma."""
     with atalaia.track_tool("helix_lookup"):
-        response = await client.post(f"{helix_url}/lookup", json={"topic": topic}, timeout=30)
+        # Trace context goes along, so Helix's side of the call is part of Sigma's trace.
+        response = await client.post(
+            f"{helix_url}/lookup",
+            json={"topic": topic},
+            headers=atalaia.propagation_headers(),
+            timeout=30,
+        )
         response.raise_for_status()
         return str(response.json()["digest"])
 
