@@ -199,6 +199,17 @@ class Loki(_Client):
         data = _prom_data(self, self._get("/loki/api/v1/query_range", params, what), what)
         return list(data.get("result") or [])
 
+    def series_range(self, logql: str, start: float, end: float, step: float) -> list[Series]:
+        """A metric query (`sum by (x) (count_over_time(...))`) as series of (time, value)."""
+        params = {
+            "query": logql,
+            "start": str(int(start * 1e9)),
+            "end": str(int(end * 1e9)),
+            "step": f"{step:g}s",
+        }
+        what = f"query_range {_short(logql)}"
+        return _series(_prom_data(self, self._get("/loki/api/v1/query_range", params, what), what))
+
 
 class Tempo(_Client):
     backend = "tempo"
@@ -255,7 +266,16 @@ def duration_to_seconds(text: str) -> int:
 
 
 def parse_time(text: str) -> float:
-    """argparse type for --at: Unix seconds, or ISO 8601 (e.g. 2026-11-21T03:12:00Z)."""
+    """argparse type for a time: Unix seconds, ISO 8601 (e.g. 2026-11-21T03:12:00Z), `now` or
+    `now-15m` (a duration before now)."""
+    text = text.strip()
+    if text == "now":
+        return time.time()
+    if text.startswith("now-"):
+        try:
+            return time.time() - duration_to_seconds(parse_duration(text[4:]))
+        except argparse.ArgumentTypeError as e:
+            raise argparse.ArgumentTypeError(f"{text!r}: {e}") from e
     try:
         return float(text)
     except ValueError:
@@ -278,9 +298,10 @@ def _url(text: str) -> str:
 
 
 def add_backend_args(
-    parser: argparse.ArgumentParser, *, loki: bool = False, tempo: bool = False
+    parser: argparse.ArgumentParser, *, loki: bool = False, tempo: bool = False, at: bool = True
 ) -> None:
-    """--prometheus-url (and --loki-url / --tempo-url when the command reads them)."""
+    """--prometheus-url (and --loki-url / --tempo-url when the command reads them, and --at
+    when it looks at one moment)."""
     parser.add_argument(
         "--prometheus-url",
         type=_url,
@@ -301,6 +322,8 @@ def add_backend_args(
             default=DEFAULT_TEMPO_URL,
             help=f"Tempo HTTP API (default {DEFAULT_TEMPO_URL})",
         )
+    if not at:
+        return
     parser.add_argument(
         "--at",
         type=parse_time,

@@ -21,8 +21,10 @@ PLANNING = "planning"  # planning:<model>, an LLM call outside any agent
 LLM = "llm"  # llm:<model>
 TOOL = "tool"  # tool:<name>
 SERVICE = "service"  # service:<service.name>, another service a tool called
-RETRIES = "retries"  # retries:<llm:m|tool:t|agent|dispatch>, failed attempts (retried or not)
-TIMEOUTS = "timed-out attempts"  # a dispatch that timed out, before the task was split
+# Prefixes: time inside a failed attempt (retried, or failing the task) and inside a dispatch
+# that timed out (after which the orchestrator splits the task into chunks).
+RETRIES = "retries"  # retries:<what>, e.g. retries:llm:gpt-4o
+TIMEOUTS = "timeouts"  # timeouts:<what>
 OVERHEAD = "agent overhead"  # agent and dispatch spans' own time: network, agent code
 ORCHESTRATOR = "orchestrator"  # the root's own time after its first child started
 
@@ -197,51 +199,53 @@ def _ancestors(trace: Trace) -> dict[str, list[Span]]:
 
 
 def category(span: Span, ancestors: list[Span], root: Span, at: float) -> str:
-    """Which kind of time one critical-path segment of `span` is."""
+    """Which kind of time one critical-path segment of `span` is: what was running (queue wait,
+    planning:<model>, llm:<model>, tool:<name>, service:<name>, overhead), prefixed with
+    `timeouts:` inside a dispatch that timed out, or `retries:` inside any other failed attempt.
+    """
     chain = [*ancestors[1:], span]  # below the root
-    # A failed attempt anywhere up the chain: its whole subtree was time lost to it. The
-    # outermost failed span names the attempt: retries:llm:<model>, retries:tool:<name>, ...
     failed = [s for s in chain if s.error and s is not root]
-    if failed:
+    prefix = ""
+    if failed:  # the outermost failed span is the attempt that was lost
         attempt = failed[0]
-        if attempt.name.startswith("dispatch_task") and attempt.error_type == "timeout":
-            return TIMEOUTS
-        return f"{RETRIES}:{_attempt(attempt)}"
+        timed_out = attempt.name.startswith("dispatch_task") and attempt.error_type == "timeout"
+        prefix = f"{TIMEOUTS}:" if timed_out else f"{RETRIES}:"
+    return prefix + _what(span, chain, [*ancestors, span], root, at)
+
+
+def _what(span: Span, chain: list[Span], lineage: list[Span], root: Span, at: float) -> str:
     if span is root:
         first_child = min((c.start for c in root.children), default=root.end)
         if span.operation != "invoke_agent" and at < first_child:
             return QUEUE
         return ORCHESTRATOR if span.operation != "invoke_agent" else OVERHEAD
-    in_agent = any(s.operation == "invoke_agent" for s in [*ancestors, span])
     if span.operation == "chat":
         model = span.attributes.get("gen_ai.request.model", "unknown")
+        in_agent = any(s.operation == "invoke_agent" for s in lineage)
         return f"{LLM}:{model}" if in_agent else f"{PLANNING}:{model}"
     tools = [s for s in chain if s.operation == "execute_tool"]
     if tools:
         tool = tools[-1]
-        caller = tools[-1].service
-        outside = [s for s in chain[chain.index(tool) + 1 :] if s.service != caller]
+        outside = [s for s in chain[chain.index(tool) + 1 :] if s.service != tool.service]
         if outside:
             return f"{SERVICE}:{outside[0].service}"
         return f"{TOOL}:{tool.attributes.get('gen_ai.tool.name', tool.name)}"
     return OVERHEAD
 
 
-def _attempt(span: Span) -> str:
-    if span.operation == "chat":
-        return f"{LLM}:{span.attributes.get('gen_ai.request.model', 'unknown')}"
-    if span.operation == "execute_tool":
-        return f"{TOOL}:{span.attributes.get('gen_ai.tool.name', span.name)}"
-    if span.operation == "invoke_agent":
-        return "agent"
-    return "dispatch"
+def base(category: str) -> str:
+    """What was running, without the attempt prefix: retries:llm:m -> llm:m."""
+    head, _, rest = category.partition(":")
+    return rest if head in (RETRIES, TIMEOUTS) else category
 
 
 def label(category: str) -> str:
     """A category as a reader sees it: llm:gpt-4o -> "LLM gpt-4o"."""
     kind, _, name = category.partition(":")
     if kind == RETRIES:
-        return f"failed attempts ({label(name)})" if name else "failed attempts"
+        return f"failed attempts: {label(name)}"
+    if kind == TIMEOUTS:
+        return f"timed-out attempts: {label(name)}"
     return {
         LLM: f"LLM {name}",
         PLANNING: f"planning ({name})",

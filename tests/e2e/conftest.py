@@ -105,12 +105,19 @@ def telemetry(native_stack: NativeStack) -> Iterator[Telemetry]:
 # re-dispatches), agent_crash (restarts) and crm_down (atalaia_integration_errors_total).
 # db_down stays out: tests/e2e/test_alert_delivery.py switches it on by itself, and an earlier
 # DatabaseDown would hold the next notification of its Alertmanager group for group_interval.
+#
+# Before the tour, two single faults with known start times for `atalaia explain`
+# (tests/e2e/test_explain.py): cpu_hog on Helix (Sigma's lookups wait for Helix), then slow_llm
+# on Sigma's model. The quiet start is their baseline and, in its second half, the no-fault case.
 FLEET_FAULTS = ("slow_llm", "llm_errors", "retry_loop", "agent_crash", "crm_down")
 FLEET_LOAD = 60.0  # tasks per minute
 FLEET_SEED = 42
-BASELINE_S = float(os.environ.get("ATALAIA_E2E_BASELINE_S", "60"))
+BASELINE_S = float(os.environ.get("ATALAIA_E2E_BASELINE_S", "110"))
+SINGLE_FAULT_S = float(os.environ.get("ATALAIA_E2E_SINGLE_FAULT_S", "45"))
+SETTLE_S = 20.0  # after cpu_hog: Sigma's slow tasks finish, Helix's CPU rate falls back
 FAULT_S = float(os.environ.get("ATALAIA_E2E_FAULT_S", "120"))
 CLEARED_S = float(os.environ.get("ATALAIA_E2E_CLEARED_S", "30"))
+WARMUP_S = 20.0  # processes starting up: not part of any baseline
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,9 @@ class FleetRun:
     orchestrator: str  # http://127.0.0.1:8000: faults, load, health
     faults: tuple[str, ...]  # what the tour switched on
     logs: Path  # one log file per fleet process
+    # (start, end) Unix times: "baseline" and "calm" (the quiet start, halved after the warm-up),
+    # "cpu_hog" and "slow_llm" (each from the moment the fault was switched on).
+    phases: dict[str, tuple[float, float]]
 
 
 def fleet_wait(seconds: float, orchestrator: str) -> None:
@@ -161,12 +171,24 @@ def fleet_run(
         try:
             print(f"\ndemo fleet up in {time.time() - started:.1f}s, logs in {state['logs']}")
             fleet_wait(BASELINE_S, orchestrator)
+            quiet = (started + WARMUP_S, time.time())
+            middle = (quiet[0] + quiet[1]) / 2
+            phases = {"baseline": (quiet[0], middle), "calm": (middle, quiet[1])}
+            for fault, query in (("cpu_hog", ""), ("slow_llm", "?agent=Sigma")):
+                httpx.post(f"{orchestrator}/faults/{fault}{query}", timeout=10).raise_for_status()
+                on = time.time()
+                fleet_wait(SINGLE_FAULT_S, orchestrator)
+                httpx.delete(f"{orchestrator}/faults", timeout=10).raise_for_status()
+                phases[fault] = (on, time.time())
+                fleet_wait(SETTLE_S, orchestrator)
             for fault in FLEET_FAULTS:
                 httpx.post(f"{orchestrator}/faults/{fault}", timeout=10).raise_for_status()
             fleet_wait(FAULT_S, orchestrator)
             httpx.delete(f"{orchestrator}/faults", timeout=10).raise_for_status()
             fleet_wait(CLEARED_S, orchestrator)
-            yield FleetRun(started, time.time(), orchestrator, FLEET_FAULTS, Path(state["logs"]))
+            yield FleetRun(
+                started, time.time(), orchestrator, FLEET_FAULTS, Path(state["logs"]), phases
+            )
         finally:
             stopped = launcher.stop()
             print(f"\ndemo fleet stopped: {', '.join(stopped) or 'nothing was running'}")

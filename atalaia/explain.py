@@ -1,0 +1,529 @@
+"""Why was an agent slow (or failing)? The analysis behind `atalaia explain`.
+
+1. Tasks: the agent's traces in the window and in a baseline period (Tempo, TraceQL). A task is
+   *slow* above max(2 x the baseline median, the baseline p95); the window has a symptom when at
+   least a fifth of its tasks (and two or more) are slow or failed and that is three times the
+   baseline's share.
+2. Where the time went: each task's critical path, split into queue wait, planning, LLM calls by
+   model, tools, other services a tool called, failed attempts and timed-out attempts
+   (`atalaia.traces`), averaged over the slow/failed tasks and compared with the baseline tasks.
+3. What changed at the same time: every candidate signal (`atalaia.explain_signals`: process CPU
+   and memory, LLM latency and error rate by model, retries, errors, queue depth, restarts, budget
+   throttling, error logs) compared between the baseline and the slow period.
+4. Ranking: score = anomaly x (0.2 + 0.8 x relevance) x timing, where anomaly is how far the
+   signal moved (0..1, two doublings = 1), relevance the share of the extra time (or of the
+   failures) that lies where this signal can act, and timing 1 when the signal moved at most 5 min
+   before and 1 min after the slowdown began, else 0.5 (it more likely followed than caused it).
+   "likely" from 0.4, "possible" from 0.15; nothing is significant when there is no symptom.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from atalaia import explain_signals as sig
+from atalaia import traces
+from atalaia.backends import BackendError, Loki, NoData, Prometheus, Series, Tempo
+
+LIKELY, POSSIBLE = 0.4, 0.15
+SEARCH_LIMIT = 500  # traces listed per period (search results are small)
+FETCH_WINDOW = 60  # slow/failed traces fetched in full from the window
+FETCH_BASELINE = 40  # baseline traces fetched in full
+BEFORE_S, AFTER_S = 300.0, 60.0  # a cause may start this long before / after the slowdown
+
+
+@dataclass(frozen=True)
+class Period:
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class TaskStats:
+    count: int
+    slow: int
+    failed: int
+    median_s: float | None
+    p90_s: float | None
+
+
+@dataclass
+class Part:
+    category: str
+    label: str
+    window_s: float  # mean seconds per slow/failed task
+    baseline_s: float  # mean seconds per baseline task
+    delta_s: float
+    share: float  # of the extra time (positive deltas only)
+
+
+@dataclass
+class Cause:
+    kind: str
+    title: str
+    labels: dict[str, str]
+    score: float
+    confidence: str  # likely | possible | unlikely
+    anomaly: float
+    relevance: float
+    timing: float
+    baseline: float
+    value: float  # mean over the slow period
+    peak: float
+    unit: str
+    onset: float | None
+    evidence: list[str]
+    query: str
+    backend: str
+
+
+@dataclass
+class Example:
+    trace_id: str
+    start: float
+    duration_s: float
+    failed: bool
+    top: str  # the category that took most of its critical path
+
+
+@dataclass
+class Explanation:
+    agent: str
+    window: Period
+    baseline: Period
+    trace_id: str | None
+    window_tasks: TaskStats
+    baseline_tasks: TaskStats
+    slow_threshold_s: float
+    symptom: bool
+    symptom_onset: float | None
+    summary: str
+    breakdown: list[Part]
+    causes: list[Cause]  # significant: likely or possible, best first
+    other_changes: list[Cause]  # moved, but not enough (or no symptom to explain)
+    examples: list[Example]
+    uncertainty: list[str]
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class ExplainError(Exception):
+    """Not enough data to explain anything; the message says what is missing."""
+
+
+def _agent_query(agent: str) -> str:
+    name = agent.replace('"', '\\"')
+    return (
+        f'{{ span.gen_ai.operation.name = "invoke_agent" && '
+        f'(resource.gen_ai.agent.name = "{name}" || span.gen_ai.agent.name = "{name}") }}'
+    )
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _fetch(tempo: Tempo, ids: list[str]) -> list[traces.Trace]:
+    result = []
+    for trace_id in ids:
+        try:
+            # Tempo's search drops leading zeros of trace ids; its trace API wants all 32.
+            parsed = traces.parse(trace_id.zfill(32), tempo.trace(trace_id.zfill(32)))
+        except NoData:
+            continue
+        if parsed is not None:
+            result.append(parsed)
+    return result
+
+
+def _listing(tempo: Tempo, agent: str, period: Period) -> list[dict[str, object]]:
+    found = tempo.search(_agent_query(agent), period.start, period.end, limit=SEARCH_LIMIT)
+    return [t for t in found if period.start <= int(str(t.get("startTimeUnixNano", 0))) / 1e9]
+
+
+def _failed_ids(tempo: Tempo, agent: str, period: Period) -> set[str]:
+    query = f"{_agent_query(agent)} && {{ status = error }}"
+    found = tempo.search(query, period.start, period.end, limit=SEARCH_LIMIT)
+    return {str(t["traceID"]) for t in found}
+
+
+def _mean_breakdown(tasks: list[traces.Trace]) -> dict[str, float]:
+    sums: dict[str, float] = defaultdict(float)
+    for task in tasks:
+        for category, seconds in traces.breakdown(task).items():
+            sums[category] += seconds
+    return {c: s / len(tasks) for c, s in sums.items()} if tasks else {}
+
+
+def _stats(durations: list[float], slow: int, failed: int) -> TaskStats:
+    return TaskStats(
+        len(durations),
+        slow,
+        failed,
+        statistics.median(durations) if durations else None,
+        _quantile(durations, 0.9),
+    )
+
+
+def _onset(window: list[traces.Trace], is_bad: Callable[[traces.Trace], bool]) -> float | None:
+    """When the trouble began: the first bad task after which at least half of the next four
+    tasks were bad too (one unlucky task does not start an incident)."""
+    ordered = sorted(window, key=lambda t: t.start)
+    for i, task in enumerate(ordered):
+        following = ordered[i + 1 : i + 5]
+        if is_bad(task) and (not following or sum(map(is_bad, following)) * 2 >= len(following)):
+            return task.start
+    return None
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "bytes":
+        return f"{value / 1e6:.0f} MB"
+    if unit == "ratio":
+        return f"{value:.0%}"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "/s":
+        return f"{value * 60:.1f}/min"
+    return f"{value:.2f} {unit}"
+
+
+def clock(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _title(signal: sig.Signal, labels: dict[str, str], agent: str) -> str:
+    values = defaultdict(lambda: "?", {**labels, "agent": agent})
+    # A process is named by its agent when it has one: "CPU of Helix (service helix)".
+    if labels.get("gen_ai_agent_name") and "service_name" in labels:
+        values["service_name"] = f"{labels['gen_ai_agent_name']} (service {labels['service_name']})"
+    return signal.title.format_map(values)
+
+
+def _range(
+    signal: sig.Signal,
+    query: str,
+    prom: Prometheus,
+    loki: Loki | None,
+    start: float,
+    end: float,
+    step: float,
+) -> list[Series]:
+    if signal.backend == "loki":
+        if loki is None:
+            return []
+        return loki.series_range(query, start, end, step)
+    return prom.query_range(query, start, end, step)
+
+
+def explain(
+    agent: str,
+    window: Period,
+    baseline: Period,
+    prom: Prometheus,
+    loki: Loki | None,
+    tempo: Tempo,
+    trace_id: str | None = None,
+) -> Explanation:
+    uncertainty: list[str] = []
+
+    # --- 1. tasks ------------------------------------------------------------------------------
+    base_list = _listing(tempo, agent, baseline)
+    if not base_list:
+        raise ExplainError(
+            f"Tempo has no tasks of {agent} in the baseline {clock(baseline.start)} .. "
+            f"{clock(baseline.end)}: nothing to compare with (choose another baseline with "
+            "--baseline-from/--baseline-to, or check the agent's name)"
+        )
+    base_list.sort(key=lambda t: int(str(t.get("startTimeUnixNano", 0))))
+    step = max(1, len(base_list) // FETCH_BASELINE)
+    base_tasks = _fetch(tempo, [str(t["traceID"]) for t in base_list[::step][:FETCH_BASELINE]])
+    base_durations = [float(str(t.get("durationMs", 0))) / 1e3 for t in base_list]
+    median = statistics.median(base_durations)
+    threshold = max(2 * median, _quantile(base_durations, 0.95) or 0.0)
+    base_failed = sum(t.failed for t in base_tasks)
+    base_slow = sum(d > threshold for d in base_durations)
+    base_bad_share = (base_slow / len(base_durations)) + base_failed / max(1, len(base_tasks))
+
+    if trace_id is not None:
+        window_tasks = _fetch(tempo, [trace_id])
+        if not window_tasks:
+            raise ExplainError(f"Tempo has no trace {trace_id}")
+        durations = [t.duration for t in window_tasks]
+        explained = window_tasks
+        failed_n = sum(t.failed for t in window_tasks)
+    else:
+        listing = _listing(tempo, agent, window)
+        if not listing:
+            raise ExplainError(
+                f"Tempo has no tasks of {agent} in {clock(window.start)} .. {clock(window.end)}"
+            )
+        durations = [float(str(t.get("durationMs", 0))) / 1e3 for t in listing]
+        errored = _failed_ids(tempo, agent, window)
+        candidates = [t for t in listing if float(str(t.get("durationMs", 0))) / 1e3 > threshold]
+        candidates.sort(key=lambda t: -float(str(t.get("durationMs", 0))))
+        ids = [str(t["traceID"]) for t in candidates[:FETCH_WINDOW]]
+        ids += [i for i in sorted(errored) if i not in ids][: FETCH_WINDOW // 2]
+        fetched = _fetch(tempo, ids)
+        explained = [t for t in fetched if t.duration > threshold or t.failed]
+        failed_n = sum(t.failed for t in fetched)
+        window_tasks = fetched
+    slow_n = sum(d > threshold for d in durations)
+    window_stats = _stats(durations, slow_n, failed_n)
+    base_stats = _stats(base_durations, base_slow, base_failed)
+    bad_share = (slow_n + failed_n) / max(1, len(durations))
+    if trace_id is not None:
+        symptom = bool(explained) and (explained[0].duration > threshold or explained[0].failed)
+    else:
+        symptom = slow_n + failed_n >= 2 and bad_share >= 0.2 and bad_share >= 3 * base_bad_share
+
+    def is_bad(t: traces.Trace) -> bool:
+        return t.duration > threshold or t.failed
+
+    if trace_id is not None and window_tasks:
+        onset: float | None = window_tasks[0].start
+        period = Period(window_tasks[0].start, window_tasks[0].root.end)
+    elif symptom:
+        onset = _onset(explained, is_bad) or min(t.start for t in explained)
+        last = max(t.root.end for t in explained)
+        period = Period(onset, min(window.end, max(last, onset + 60)))
+    else:
+        onset, period = None, window
+    if period.seconds < 60:  # at least four 15 s points to average over
+        period = Period(period.start, period.start + 60)
+
+    # --- 2. where the time went -----------------------------------------------------------------
+    base_parts = _mean_breakdown(base_tasks)
+    window_parts = _mean_breakdown(explained) if explained else {}
+    deltas = {
+        c: window_parts.get(c, 0.0) - base_parts.get(c, 0.0) for c in {*base_parts, *window_parts}
+    }
+    extra = sum(d for d in deltas.values() if d > 0)
+    parts = [
+        Part(
+            c,
+            traces.label(c),
+            round(window_parts.get(c, 0.0), 3),
+            round(base_parts.get(c, 0.0), 3),
+            round(d, 3),
+            round(max(d, 0.0) / extra, 3) if extra > 0 else 0.0,
+        )
+        for c, d in sorted(deltas.items(), key=lambda kv: -kv[1])
+        if abs(d) >= 0.005 or window_parts.get(c, 0) >= 0.005
+    ]
+    reasons = Counter(str(t.root.error_type or "error") for t in explained if t.failed)
+    used_categories = set(base_parts) | set(window_parts)
+    callers: dict[str, set[str]] = defaultdict(set)
+    for t in [*explained, *base_tasks]:
+        for service, tools in traces.service_callers(t).items():
+            callers[service] |= tools
+
+    # --- 3. candidate signals -----------------------------------------------------------------
+    start = min(baseline.start, window.start)
+    span_s = window.end - start
+    step_s = max(15.0, round(span_s / 1000))
+    found: list[Cause] = []
+    for signal in sig.SIGNALS:
+        query = signal.query.replace("{agent}", agent)
+        try:
+            series = _range(signal, query, prom, loki, start, window.end, step_s)
+        except BackendError as e:
+            uncertainty.append(f"{signal.kind} not checked: {e}")
+            continue
+        for s in series:
+            level = sig.level(
+                s.points,
+                (baseline.start, baseline.end),
+                (period.start, period.end),
+                signal.floor,
+                period.start - 120,
+            )
+            if level is None or level.anomaly <= 0:
+                continue
+            matches = signal.explains(s.labels, agent)
+            time_share = (
+                sum(max(d, 0.0) for c, d in deltas.items() if matches(c)) / extra
+                if extra > 0
+                else 0.0
+            )
+            linked = [r for r in reasons if signal.kind in sig.FAILURE_LINKS.get(r, ())]
+            model = s.labels.get("gen_ai_request_model")
+            if model and not any(c.endswith(f":{model}") for c in used_categories):
+                linked = []  # a model the agent does not use cannot fail its tasks
+            fail_share = sum(reasons[r] for r in linked) / max(1, len(explained))
+            relevance = min(1.0, max(time_share, fail_share))
+            timing = 1.0
+            if onset is not None and level.onset is not None:
+                if not (onset - BEFORE_S <= level.onset <= onset + AFTER_S):
+                    timing = 0.5
+            elif onset is not None:
+                timing = 0.7
+            score = level.anomaly * (0.2 + 0.8 * relevance) * timing
+            confidence = "likely" if score >= LIKELY else "possible" if score >= POSSIBLE else ""
+            title = _title(signal, s.labels, agent)
+            evidence = [
+                f"{title}: {_fmt(level.window, signal.unit)} on average while "
+                f"{agent} was slow (baseline {_fmt(level.baseline, signal.unit)}, "
+                f"peak {_fmt(level.peak, signal.unit)})"
+                + (f", above normal from {clock(level.onset)}" if level.onset else "")
+            ]
+            for c, d in sorted(deltas.items(), key=lambda kv: -kv[1]):
+                if matches(c) and extra > 0 and d / extra >= 0.01:
+                    via = ""
+                    if c.startswith(f"{traces.SERVICE}:"):
+                        tools = ", ".join(sorted(callers.get(c.split(":", 1)[1], set())))
+                        via = f" (called by tool {tools})" if tools else ""
+                    evidence.append(
+                        f"{agent}'s slow tasks spent {window_parts.get(c, 0):.2f} s in "
+                        f"{traces.label(c)}{via} vs {base_parts.get(c, 0):.2f} s at baseline: "
+                        f"{d / extra:.0%} of the extra time"
+                    )
+            if linked:
+                evidence.append(
+                    f"{sum(reasons[r] for r in linked)} of {len(explained)} slow/failed tasks "
+                    f"failed with {', '.join(linked)}"
+                )
+            if relevance == 0:
+                evidence.append(
+                    f"nothing in {agent}'s traces passes through it: a coincidence in time only"
+                )
+            if timing < 1 and level.onset is not None and onset is not None:
+                evidence.append(
+                    f"it began {abs(level.onset - onset):.0f} s "
+                    f"{'after' if level.onset > onset else 'before'} the slowdown, "
+                    "so it more likely followed than caused it"
+                )
+            found.append(
+                Cause(
+                    signal.kind,
+                    title,
+                    dict(s.labels),
+                    round(score, 3),
+                    confidence or "unlikely",
+                    round(level.anomaly, 3),
+                    round(relevance, 3),
+                    timing,
+                    level.baseline,
+                    level.window,
+                    level.peak,
+                    signal.unit,
+                    level.onset,
+                    evidence,
+                    query,
+                    signal.backend,
+                )
+            )
+    found.sort(key=lambda c: -c.score)
+    if symptom:
+        causes = [c for c in found if c.confidence != "unlikely"]
+        others = [c for c in found if c.confidence == "unlikely"]
+    else:
+        causes, others = [], found
+        for c in others:
+            c.confidence = "unlikely"
+
+    # --- 4. what we are unsure about ---------------------------------------------------------
+    if symptom and len(explained) < 5:
+        uncertainty.append(
+            f"only {len(explained)} slow or failed task(s) to learn from: the breakdown is rough"
+        )
+    if len(base_list) < 10:
+        uncertainty.append(f"the baseline has only {len(base_list)} tasks")
+    if symptom and not causes:
+        uncertainty.append(
+            "no signal moved enough to explain the slowdown; look at the example traces"
+        )
+    if len(causes) >= 2 and causes[1].score >= 0.8 * causes[0].score:
+        uncertainty.append(
+            f"the first two causes fit about equally well ({causes[0].score:.2f} vs "
+            f"{causes[1].score:.2f})"
+        )
+    if symptom and extra > 0:
+        covered = {
+            c for cause in causes for c in deltas if deltas[c] > 0 and sig_match(cause, agent)(c)
+        }
+        left = sum(deltas[c] for c in deltas if deltas[c] > 0 and c not in covered) / extra
+        if left >= 0.3:
+            uncertainty.append(f"{left:.0%} of the extra time is not where any cause acts")
+    uncertainty.append(
+        "causes are ranked by when signals moved and where the time went in traces: "
+        "they are leads to check, not proof"
+    )
+
+    examples = [
+        Example(
+            t.trace_id,
+            t.start,
+            round(t.duration, 3),
+            t.failed,
+            traces.label(
+                max(traces.breakdown(t).items(), key=lambda kv: kv[1], default=("", 0.0))[0]
+            ),
+        )
+        for t in sorted(explained or window_tasks, key=lambda t: -t.duration)[:3]
+    ]
+    summary = _summary(agent, symptom, window_stats, base_stats, threshold, causes, parts)
+    return Explanation(
+        agent,
+        window,
+        baseline,
+        trace_id,
+        window_stats,
+        base_stats,
+        round(threshold, 3),
+        symptom,
+        onset,
+        summary,
+        parts,
+        causes,
+        others,
+        examples,
+        uncertainty,
+        dict(reasons),
+    )
+
+
+def sig_match(cause: Cause, agent: str) -> Callable[[str], bool]:
+    signal = next(s for s in sig.SIGNALS if s.kind == cause.kind)
+    return signal.explains(cause.labels, agent)
+
+
+def _summary(
+    agent: str,
+    symptom: bool,
+    window: TaskStats,
+    base: TaskStats,
+    threshold: float,
+    causes: list[Cause],
+    parts: list[Part],
+) -> str:
+    med = f"median {window.median_s:.1f} s vs {base.median_s:.1f} s at baseline"
+    if not symptom:
+        return (
+            f"{agent}'s tasks are in line with its baseline ({med}; {window.slow} of "
+            f"{window.count} above {threshold:.1f} s, {window.failed} failed): "
+            "no significant cause."
+        )
+    where = next((p for p in parts if p.delta_s > 0), None)
+    text = (
+        f"{agent} was slow: {window.slow} of {window.count} tasks above {threshold:.1f} s and "
+        f"{window.failed} failed ({med})."
+    )
+    if where:
+        text += f" Most of the extra time went to {where.label} (+{where.delta_s:.1f} s per task)."
+    if causes:
+        text += f" Most likely cause: {causes[0].title}."
+    else:
+        text += " No signal explains it."
+    return text

@@ -1,0 +1,244 @@
+"""What `atalaia explain` looks at besides the agent's own traces: the candidate causes.
+
+Each `Signal` is one PromQL (or LogQL) range query whose series are candidate causes: a process's
+CPU, a model's latency, the queue depth ... Each says which kinds of critical-path time
+(`atalaia.traces` categories) it can explain, so that a change that coincides with the slowdown
+but cannot have caused where the time went ranks low. Only names from docs/telemetry.md are used.
+
+`level()` compares one series between the baseline and the slow period: how far it moved (in
+doublings above the baseline, after a noise floor) and when it first crossed its threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from atalaia import traces
+
+# What the orchestrator's failure reasons (error.type on orchestrate_task) point at. Timeouts
+# and exhausted fallbacks are slowness: the critical-path breakdown already says where it was.
+FAILURE_LINKS = {
+    "budget": ("budget",),
+    "agent_down": ("restarts",),
+    "llm_error": ("llm_errors", "retries", "error_logs"),
+    "agent_error": ("errors", "error_logs", "retries"),
+}
+
+
+@dataclass(frozen=True)
+class Signal:
+    kind: str  # cpu, memory, llm_latency, llm_errors, retries, errors, queue, restarts, ...
+    title: str  # "CPU of {service}", formatted with the series' labels
+    query: str  # PromQL/LogQL; {agent} is replaced with the agent's name
+    unit: str
+    floor: float  # the smallest change worth a look, in `unit`
+    # Which critical-path categories this series can explain, given its labels and the agent.
+    explains: Callable[[dict[str, str], str], Callable[[str], bool]]
+    backend: str = "prometheus"
+    key: tuple[str, ...] = ()  # labels that name the series ("service_name", ...)
+
+
+def _failed(category: str) -> bool:
+    return category.startswith(f"{traces.RETRIES}:")
+
+
+def _service_time(labels: dict[str, str], agent: str) -> Callable[[str], bool]:
+    """A process's CPU or memory explains time spent inside it: the spans of that service in the
+    agent's traces; when it is the agent's own process, also its tools and its own overhead."""
+    service = labels.get("service_name", "")
+    own = labels.get("gen_ai_agent_name", "").lower() == agent.lower()
+
+    def match(category: str) -> bool:
+        what = traces.base(category)
+        if what == f"{traces.SERVICE}:{service}":
+            return True
+        return own and what.startswith((f"{traces.TOOL}:", traces.OVERHEAD))
+
+    return match
+
+
+def _model_time(labels: dict[str, str], _: str) -> Callable[[str], bool]:
+    """A model's latency explains the time in its calls, failed, timed-out or not."""
+    model = labels.get("gen_ai_request_model", "")
+    return lambda c: traces.base(c) in (f"{traces.LLM}:{model}", f"{traces.PLANNING}:{model}")
+
+
+def _model_failures(labels: dict[str, str], _: str) -> Callable[[str], bool]:
+    """A model's errors explain the time lost in failed attempts that were calling it."""
+    model = labels.get("gen_ai_request_model", "")
+    return lambda c: _failed(c) and traces.base(c) == f"{traces.LLM}:{model}"
+
+
+def _retry_time(labels: dict[str, str], _: str) -> Callable[[str], bool]:
+    reason = labels.get("atalaia_retry_reason", "")
+    if reason in ("rate_limit", "llm_error"):
+        return lambda c: _failed(c) and traces.base(c).startswith(f"{traces.LLM}:")
+    if reason in ("tool_error", "validation"):
+        return lambda c: _failed(c) and traces.base(c).startswith(f"{traces.TOOL}:")
+    return lambda c: _failed(c) or c.startswith(f"{traces.TIMEOUTS}:")
+
+
+def _failed_attempts(_: dict[str, str], __: str) -> Callable[[str], bool]:
+    return _failed
+
+
+def _queue_time(_: dict[str, str], __: str) -> Callable[[str], bool]:
+    return lambda c: c == traces.QUEUE
+
+
+def _restart_time(labels: dict[str, str], agent: str) -> Callable[[str], bool]:
+    """A restart of the agent loses its in-flight attempts; of another agent, fills the queue."""
+    own = labels.get("gen_ai_agent_name", "").lower() == agent.lower()
+    return lambda c: c == traces.QUEUE or (own and _failed(c))
+
+
+def _nothing(_: dict[str, str], __: str) -> Callable[[str], bool]:
+    return lambda c: False
+
+
+RATE = "1m"  # rate() window: four points of the 15 s export/scrape interval
+LLM_DURATION = "gen_ai_client_operation_duration_seconds"
+SIGNALS: tuple[Signal, ...] = (
+    Signal(
+        "cpu",
+        "CPU of {service_name}",
+        f"sum by (service_name, gen_ai_agent_name) (rate(process_cpu_time_seconds_total[{RATE}]))",
+        "cores",
+        0.1,
+        _service_time,
+        key=("service_name",),
+    ),
+    Signal(
+        "memory",
+        "memory of {service_name}",
+        "sum by (service_name, gen_ai_agent_name) (process_memory_usage_bytes)",
+        "bytes",
+        100e6,
+        _service_time,
+        key=("service_name",),
+    ),
+    Signal(
+        "llm_latency",
+        "latency of {gen_ai_request_model} ({gen_ai_provider_name})",
+        f"sum by (gen_ai_request_model, gen_ai_provider_name) (rate({LLM_DURATION}_sum[{RATE}]))"
+        f" / sum by (gen_ai_request_model, gen_ai_provider_name)"
+        f" (rate({LLM_DURATION}_count[{RATE}]))",
+        "s",
+        0.25,
+        _model_time,
+        key=("gen_ai_request_model",),
+    ),
+    Signal(
+        "llm_errors",
+        "error rate of {gen_ai_request_model} ({gen_ai_provider_name})",
+        f'sum by (gen_ai_request_model, gen_ai_provider_name) (rate({LLM_DURATION}_count{{error_type!=""}}[{RATE}]))'  # noqa: E501
+        f" / sum by (gen_ai_request_model, gen_ai_provider_name)"
+        f" (rate({LLM_DURATION}_count[{RATE}]))",
+        "ratio",
+        0.05,
+        _model_failures,
+        key=("gen_ai_request_model",),
+    ),
+    Signal(
+        "retries",
+        "{agent}'s retries ({atalaia_retry_reason})",
+        f'sum by (atalaia_retry_reason) (rate(atalaia_retries_total{{gen_ai_agent_name="{{agent}}"}}[{RATE}]))',  # noqa: E501
+        "/s",
+        0.03,
+        _retry_time,
+        key=("atalaia_retry_reason",),
+    ),
+    Signal(
+        "errors",
+        "{agent}'s {error_type} errors",
+        f'sum by (error_type) (rate(atalaia_errors_total{{gen_ai_agent_name="{{agent}}"}}[{RATE}]))',  # noqa: E501
+        "/s",
+        0.03,
+        _failed_attempts,
+        key=("error_type",),
+    ),
+    Signal(
+        "queue",
+        "orchestrator queue depth",
+        "sum(orchestrator_queue_depth)",
+        "tasks",
+        3.0,
+        _queue_time,
+    ),
+    Signal(
+        "restarts",
+        "restarts of {gen_ai_agent_name}",
+        f"sum by (gen_ai_agent_name) (increase(orchestrator_agent_restarts_total[{RATE}]))",
+        "restarts",
+        0.5,
+        _restart_time,
+        key=("gen_ai_agent_name",),
+    ),
+    Signal(
+        "budget",
+        "budget throttling of {atalaia_department}",
+        f'sum by (atalaia_department) (rate(orchestrator_task_failures_total{{reason="budget"}}[{RATE}]))',  # noqa: E501
+        "/s",
+        0.01,
+        _nothing,
+        key=("atalaia_department",),
+    ),
+    Signal(
+        "error_logs",
+        "error logs of {service_name}",
+        'sum by (service_name) (count_over_time({service_name=~".+"}'
+        ' | detected_level=~"(?i)error|critical|fatal" [1m]))',
+        "lines/min",
+        3.0,
+        _failed_attempts,
+        backend="loki",
+        key=("service_name",),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Level:
+    """One series compared between the baseline and the slow period."""
+
+    baseline: float  # median of the baseline points
+    spread: float  # robust standard deviation of the baseline (1.4826 x MAD)
+    window: float  # mean over the slow period
+    peak: float  # largest point in the window
+    onset: float | None  # first time (Unix s) the series crossed baseline + threshold
+    anomaly: float  # 0 (no change) .. 1 (two doublings or more above the baseline)
+
+    @property
+    def change(self) -> float:
+        return self.window - self.baseline
+
+
+def level(
+    points: list[tuple[float, float]],
+    baseline: tuple[float, float],
+    period: tuple[float, float],
+    floor: float,
+    search_from: float,
+) -> Level | None:
+    """Compare `points` in `period` with `baseline`; None without points in both."""
+    base = [v for t, v in points if baseline[0] <= t <= baseline[1] and math.isfinite(v)]
+    now = [v for t, v in points if period[0] <= t <= period[1] and math.isfinite(v)]
+    if not base or not now:
+        return None
+    b = statistics.median(base)
+    spread = 1.4826 * statistics.median(abs(v - b) for v in base)
+    w = statistics.fmean(now)
+    threshold = b + max(floor, 3 * spread)
+    onset = None
+    after = [(t, v) for t, v in points if search_from <= t <= period[1] and math.isfinite(v)]
+    for (t, v), (_, v2) in zip(after, [*after[1:], after[-1]], strict=True):
+        if v > threshold and v2 > threshold:  # two points in a row: not a single blip
+            onset = t
+            break
+    anomaly = 0.0
+    if w > threshold and onset is not None:  # above on average, and not by one blip
+        anomaly = min(1.0, math.log2((w + floor) / (max(b, 0.0) + floor)) / 2)
+    return Level(b, spread, w, max(now), onset, max(0.0, anomaly))
