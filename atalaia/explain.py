@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -296,8 +297,10 @@ def explain(
         period = Period(window_tasks[0].start, window_tasks[0].root.end)
     elif symptom:
         onset = _onset(explained, is_bad) or min(t.start for t in explained)
+        # Until the last slow task ended, even after the window: a slow call started in the
+        # window is measured (a latency histogram, for one) only when it ends.
         last = max(t.root.end for t in explained)
-        period = Period(onset, min(window.end, max(last, onset + 60)))
+        period = Period(onset, min(time.time(), max(last, onset + 60)))
     else:
         onset, period = None, window
     if period.seconds < 60:  # at least four 15 s points to average over
@@ -337,7 +340,7 @@ def explain(
     for signal in sig.SIGNALS:
         query = signal.query.replace("{agent}", agent)
         try:
-            series = _range(signal, query, prom, loki, start, window.end, step_s)
+            series = _range(signal, query, prom, loki, start, max(window.end, period.end), step_s)
         except BackendError as e:
             uncertainty.append(f"{signal.kind} not checked: {e}")
             continue
@@ -364,8 +367,11 @@ def explain(
             fail_share = sum(reasons[r] for r in linked) / max(1, len(explained))
             relevance = min(1.0, max(time_share, fail_share))
             timing = 1.0
-            if onset is not None and level.onset is not None:
-                if not (onset - BEFORE_S <= level.onset <= onset + AFTER_S):
+            began = level.onset
+            if began is not None and signal.measured_at_end:
+                began -= level.peak  # the slow calls that raised it started that much earlier
+            if onset is not None and began is not None:
+                if not (onset - BEFORE_S <= began <= onset + AFTER_S):
                     timing = 0.5
             elif onset is not None:
                 timing = 0.7
@@ -377,6 +383,11 @@ def explain(
                 f"{agent} was slow (baseline {_fmt(level.baseline, signal.unit)}, "
                 f"peak {_fmt(level.peak, signal.unit)})"
                 + (f", above normal from {clock(level.onset)}" if level.onset else "")
+                + (
+                    f" (calls that end then began up to {level.peak:.0f} s earlier)"
+                    if level.onset and signal.measured_at_end
+                    else ""
+                )
             ]
             for c, d in sorted(deltas.items(), key=lambda kv: -kv[1]):
                 if matches(c) and extra > 0 and d / extra >= 0.01:
@@ -398,10 +409,10 @@ def explain(
                 evidence.append(
                     f"nothing in {agent}'s traces passes through it: a coincidence in time only"
                 )
-            if timing < 1 and level.onset is not None and onset is not None:
+            if timing < 1 and began is not None and onset is not None:
                 evidence.append(
-                    f"it began {abs(level.onset - onset):.0f} s "
-                    f"{'after' if level.onset > onset else 'before'} the slowdown, "
+                    f"it began {abs(began - onset):.0f} s "
+                    f"{'after' if began > onset else 'before'} the slowdown, "
                     "so it more likely followed than caused it"
                 )
             found.append(

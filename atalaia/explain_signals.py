@@ -39,6 +39,7 @@ class Signal:
     explains: Callable[[dict[str, str], str], Callable[[str], bool]]
     backend: str = "prometheus"
     key: tuple[str, ...] = ()  # labels that name the series ("service_name", ...)
+    measured_at_end: bool = False  # a duration, recorded when the call ends (not when it began)
 
 
 def _failed(category: str) -> bool:
@@ -58,6 +59,12 @@ def _service_time(labels: dict[str, str], agent: str) -> Callable[[str], bool]:
         return own and what.startswith((f"{traces.TOOL}:", traces.OVERHEAD))
 
     return match
+
+
+def _local_time(_: dict[str, str], __: str) -> Callable[[str], bool]:
+    """A busy host slows what runs on it for the agent: its tools and its own code (its LLM
+    calls run elsewhere; another service's time is that service's CPU, checked on its own)."""
+    return lambda c: traces.base(c).startswith((f"{traces.TOOL}:", traces.OVERHEAD))
 
 
 def _model_time(labels: dict[str, str], _: str) -> Callable[[str], bool]:
@@ -121,6 +128,22 @@ SIGNALS: tuple[Signal, ...] = (
         key=("service_name",),
     ),
     Signal(
+        "host_cpu",
+        "CPU of the host",
+        f'sum(rate(system_cpu_time_seconds_total{{state!~"idle|wait"}}[{RATE}]))',
+        "cores",
+        0.25,
+        _local_time,
+    ),
+    Signal(
+        "host_memory",
+        "memory used on the host",
+        'sum(system_memory_usage_bytes{state="used"})',
+        "bytes",
+        500e6,
+        _local_time,
+    ),
+    Signal(
         "llm_latency",
         "latency of {gen_ai_request_model} ({gen_ai_provider_name})",
         f"sum by (gen_ai_request_model, gen_ai_provider_name) (rate({LLM_DURATION}_sum[{RATE}]))"
@@ -130,6 +153,7 @@ SIGNALS: tuple[Signal, ...] = (
         0.25,
         _model_time,
         key=("gen_ai_request_model",),
+        measured_at_end=True,
     ),
     Signal(
         "llm_errors",

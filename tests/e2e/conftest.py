@@ -112,7 +112,7 @@ def telemetry(native_stack: NativeStack) -> Iterator[Telemetry]:
 FLEET_FAULTS = ("slow_llm", "llm_errors", "retry_loop", "agent_crash", "crm_down")
 FLEET_LOAD = 60.0  # tasks per minute
 FLEET_SEED = 42
-BASELINE_S = float(os.environ.get("ATALAIA_E2E_BASELINE_S", "110"))
+BASELINE_S = float(os.environ.get("ATALAIA_E2E_BASELINE_S", "130"))
 SINGLE_FAULT_S = float(os.environ.get("ATALAIA_E2E_SINGLE_FAULT_S", "45"))
 SETTLE_S = 20.0  # after cpu_hog: Sigma's slow tasks finish, Helix's CPU rate falls back
 FAULT_S = float(os.environ.get("ATALAIA_E2E_FAULT_S", "120"))

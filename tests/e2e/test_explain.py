@@ -5,7 +5,8 @@ switch-on time recorded. explain is run as the CLI, with --json, over each phase
 what was injected, which it does not know:
 
 (a) cpu_hog: for Sigma (whose lookups wait for Helix's workbench) the top cause is Helix's CPU,
-    and the time it began is within one minute of the injection;
+    and the time it began is within one minute of the injection; the same for the slowest of
+    those tasks alone (--trace);
 (b) slow_llm on claude-sonnet-4-5: for Sigma the top cause is that model's latency;
 (c) the second half of the quiet start against its first half: no symptom, no significant cause.
 """
@@ -25,12 +26,15 @@ pytestmark = pytest.mark.usefixtures("native_stack")
 
 def explain(
     capsys: pytest.CaptureFixture[str],
-    agent: str,
-    window: tuple[float, float],
+    agent: str | None,
+    window: tuple[float, float] | str,
     baseline: tuple[float, float],
 ) -> dict[str, Any]:
-    argv = ["explain", "--agent", agent, "--json"]
-    argv += ["--from", f"{window[0]:.3f}", "--to", f"{window[1]:.3f}"]
+    argv = ["explain", "--json"] + (["--agent", agent] if agent else [])
+    if isinstance(window, str):
+        argv += ["--trace", window]
+    else:
+        argv += ["--from", f"{window[0]:.3f}", "--to", f"{window[1]:.3f}"]
     argv += ["--baseline-from", f"{baseline[0]:.3f}", "--baseline-to", f"{baseline[1]:.3f}"]
     capsys.readouterr()
     status = main(argv)
@@ -64,6 +68,13 @@ def test_cpu_hog_on_helix_explains_sigma(
     assert "explore?" in top["explore_url"] and "process_cpu_time" in top["query"]
     assert result["examples"] and len(result["examples"][0]["trace_id"]) == 32
 
+    # One task by its trace id: the agent comes from the trace, the answer is the same.
+    slowest = result["examples"][0]["trace_id"]
+    one = explain(capsys, None, slowest, quiet(fleet_run))
+    assert (one["agent"], one["trace_id"], one["symptom"]) == ("Sigma", slowest, True)
+    top = one["causes"][0]
+    assert (top["kind"], top["labels"].get("gen_ai_agent_name")) == ("cpu", "Helix"), top
+
 
 def test_slow_model_explains_sigma(fleet_run: FleetRun, capsys: pytest.CaptureFixture[str]) -> None:
     injected, off = fleet_run.phases["slow_llm"]
@@ -84,7 +95,7 @@ def test_no_fault_no_significant_cause(
     fleet_run: FleetRun, capsys: pytest.CaptureFixture[str], agent: str
 ) -> None:
     result = explain(capsys, agent, fleet_run.phases["calm"], fleet_run.phases["baseline"])
-    assert result["window_tasks"]["count"] >= 5, "too few tasks to say anything"
+    assert result["window_tasks"]["count"] >= 3, "too few tasks to say anything"
     assert not result["symptom"], result["summary"]
     assert result["causes"] == []
     assert "no significant cause" in result["summary"]

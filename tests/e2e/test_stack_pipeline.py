@@ -95,6 +95,22 @@ def test_metrics_reach_prometheus_with_promoted_resource_labels(
     assert labels["gen_ai_request_model"] == "mock-model"
 
 
+def test_host_metrics_reach_prometheus(native_stack: NativeStack, prometheus: Prometheus) -> None:
+    """The collector's hostmetrics receiver: busy CPU in cores, used memory, load average."""
+    busy = eventually(
+        lambda: prometheus.query(
+            'sum(rate(system_cpu_time_seconds_total{state!~"idle|wait"}[1m]))'
+        ),
+        timeout=60,
+        what="host CPU from the hostmetrics receiver",
+    )
+    cores = len(prometheus.query('count by (cpu) (system_cpu_time_seconds_total{state="idle"})'))
+    assert 0 < float(busy[0]["value"][1]) <= cores, (busy, cores)
+    used = prometheus.query('system_memory_usage_bytes{state="used"}')
+    assert used and float(used[0]["value"][1]) > 10e6
+    assert prometheus.query("system_cpu_load_average_1m")
+
+
 def test_traces_reach_tempo(scenario: Scenario, tempo: Tempo) -> None:
     spans = eventually(
         lambda: tempo.spans(scenario.trace_id), timeout=30, what="the trace in Tempo"
