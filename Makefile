@@ -32,9 +32,10 @@ venv: $(VENV)/.installed ## create the Python virtualenv with the library, demo 
 tools: venv ## build the pinned upstream servers from their Go modules into the tool cache
 	$(PY) -m tools.build
 
-lint: venv ## ruff lint and format check
+lint: venv ## ruff lint and format check, mypy --strict on the Python code (not the tests)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 fmt: venv ## format the Python code
 	$(VENV)/bin/ruff format .

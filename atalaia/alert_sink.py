@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_PORT = 9199
@@ -49,7 +49,7 @@ class PayloadError(ValueError):
     """The body is JSON but not an Alertmanager webhook payload."""
 
 
-def _is_str_map(value: Any) -> bool:
+def _is_str_map(value: Any) -> TypeGuard[dict[str, str]]:
     return isinstance(value, dict) and all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     )
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot write the data dir", extra={"fields": {"error": str(e)}})
         return 2
     server = SinkServer((args.host, args.port), store)
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), server.server_port
     log.info(
         "listening",
         extra={"fields": {"address": f"http://{host}:{port}", "data_dir": str(args.data_dir)}},

@@ -329,8 +329,8 @@ def explain(
     used_categories = set(base_parts) | set(window_parts)
     callers: dict[str, set[str]] = defaultdict(set)
     for t in [*explained, *base_tasks]:
-        for service, tools in traces.service_callers(t).items():
-            callers[service] |= tools
+        for service, tool_names in traces.service_callers(t).items():
+            callers[service] |= tool_names
 
     # --- 3. candidate signals -----------------------------------------------------------------
     start = min(baseline.start, window.start)
@@ -441,8 +441,8 @@ def explain(
         others = [c for c in found if c.confidence == "unlikely"]
     else:
         causes, others = [], found
-        for c in others:
-            c.confidence = "unlikely"
+        for cause in others:
+            cause.confidence = "unlikely"
 
     # --- 4. what we are unsure about ---------------------------------------------------------
     if symptom and len(explained) < 5:

@@ -31,6 +31,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tools import native_config
 from tools.upstream import components
@@ -183,7 +184,7 @@ def port_in_use(port: int) -> bool:
 def is_ready(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return 200 <= resp.status < 300
+            return 200 <= int(resp.status) < 300
     except (urllib.error.URLError, OSError):
         return False
 
@@ -229,12 +230,13 @@ class NativeStack:
             out |= s.urls
         return out
 
-    def _read_pids(self) -> dict[str, dict]:
+    def _read_pids(self) -> dict[str, dict[str, Any]]:
         if not self.pid_file.exists():
             return {}
-        return json.loads(self.pid_file.read_text())
+        pids: dict[str, dict[str, Any]] = json.loads(self.pid_file.read_text())
+        return pids
 
-    def _write_pids(self, pids: dict[str, dict]) -> None:
+    def _write_pids(self, pids: dict[str, dict[str, Any]]) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.pid_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(pids, indent=2) + "\n")
@@ -385,7 +387,7 @@ class NativeStack:
         self.wait_ready([name], timeout=timeout)
 
 
-def _terminate(victims: dict[str, dict], timeouts: dict[str, float]) -> list[str]:
+def _terminate(victims: dict[str, dict[str, Any]], timeouts: dict[str, float]) -> list[str]:
     """SIGTERM each process group, wait up to `deadline`, kill the rest; return their names."""
     for rec in victims.values():
         with contextlib.suppress(ProcessLookupError):

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tools.upstream import Component, components
 
@@ -31,9 +32,10 @@ def go(args: list[str], cwd: Path) -> str:
     return proc.stdout
 
 
-def upstream_gomod(c: Component, scratch: Path) -> dict:
+def upstream_gomod(c: Component, scratch: Path) -> dict[str, Any]:
     info = json.loads(go(["mod", "download", "-json", f"{c.module}@{c.module_version}"], scratch))
-    return json.loads(go(["mod", "edit", "-json", info["GoMod"]], scratch))
+    gomod: dict[str, Any] = json.loads(go(["mod", "edit", "-json", info["GoMod"]], scratch))
+    return gomod
 
 
 def pin(c: Component) -> None:
