@@ -73,6 +73,11 @@ def child_env() -> dict[str, str]:
         "PYTHONPATH": pythonpath,
         "ATALAIA_DEMO_STATE_DIR": str(fleet_config.state_dir()),
         "ATALAIA_DEMO_LLM_URL": fleet_config.llm_base_url(),
+        # prometheus-client's `*_created` series (one per counter/histogram label set) say when a
+        # series was first seen; nothing reads them and they double the orchestrator's series.
+        "PROMETHEUS_DISABLE_CREATED_SERIES": os.environ.get(
+            "PROMETHEUS_DISABLE_CREATED_SERIES", "True"
+        ),
     }
 
 

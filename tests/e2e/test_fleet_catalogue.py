@@ -191,6 +191,16 @@ def test_every_catalogued_metric_is_in_prometheus_with_its_labels(
     )
 
 
+def test_the_orchestrator_exposes_no_created_series(
+    prometheus: Prometheus, fleet_run: FleetRun
+) -> None:
+    """Uncatalogued noise stays out: the fleet turns prometheus-client's `*_created` off."""
+    scraped = prometheus.series("orchestrator_tasks_total", fleet_run.started)
+    assert scraped, "the orchestrator was never scraped"
+    created = prometheus.series('{__name__=~"orchestrator_.*_created"}', fleet_run.started)
+    assert created == [], created[:3]
+
+
 def test_the_catalogue_check_fails_on_what_is_missing(prometheus: Prometheus) -> None:
     """The same check does go red: on a series nobody writes and on a label nobody sets."""
     ghost = CataloguedMetric("agent", "x", ("atalaia_no_such_series_total",), frozenset())
