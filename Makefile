@@ -142,7 +142,7 @@ DEMO_LOAD ?= 20
 DEMO_SEED ?= 42
 DEMO_FAULTS := slow_llm llm_errors rate_limit retry_loop budget_burn agent_crash agent_hang cpu_hog queue_backlog crm_down db_down
 
-.PHONY: demo demo-stop fault fault-clear
+.PHONY: demo demo-stop fault fault-clear explain
 
 demo: venv ## start the demo fleet in the background (DEMO_LOAD tasks/min, DEMO_SEED)
 	$(PY) -m demo_agents run --load $(DEMO_LOAD) --seed $(DEMO_SEED)
@@ -156,3 +156,7 @@ fault: venv ## switch a demo fault on: make fault FAULT=<name> [AGENT=<agent>]
 
 fault-clear: venv ## switch every demo fault off
 	$(PY) -m demo_agents fault-clear
+
+explain: venv ## why was an agent slow: make explain AGENT=<agent> [SINCE=15m]
+	@if [ -z "$(AGENT)" ]; then echo "usage: make explain AGENT=<agent> [SINCE=15m]" >&2; exit 2; fi
+	$(VENV)/bin/atalaia explain --agent $(AGENT) --from now-$(or $(SINCE),15m)
