@@ -77,6 +77,7 @@ def _trace_agent(tempo: Tempo, trace_id: str, agent: str | None) -> tuple[str, f
 def to_json(e: ex.Explanation, grafana: str) -> dict[str, Any]:
     data = asdict(e)
     span = (min(e.baseline.start, e.window.start), e.window.end)
+    data["slow_tasks_url"] = explore(grafana, "tempo", e.slow_tasks_query, *span)
     for cause in [*data["causes"], *data["other_changes"]]:
         cause["explore_url"] = explore(grafana, cause["backend"], cause["query"], *span)
     for example in data["examples"]:
@@ -102,6 +103,7 @@ def to_text(e: ex.Explanation, data: dict[str, Any]) -> str:
     ]
     if e.symptom_onset is not None:
         out.append(f"The slowdown began at {c(e.symptom_onset)}.")
+    out.append(f"Slow tasks in Explore: {data['slow_tasks_url']}")
     if e.failure_reasons:
         reasons = ", ".join(f"{k} ({v})" for k, v in e.failure_reasons.items())
         out.append(f"Failure reasons: {reasons}.")

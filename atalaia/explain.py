@@ -112,17 +112,21 @@ class Explanation:
     examples: list[Example]
     uncertainty: list[str]
     failure_reasons: dict[str, int] = field(default_factory=dict)
+    slow_tasks_query: str = ""  # TraceQL for the agent's slow tasks (the Explore link's query)
 
 
 class ExplainError(Exception):
     """Not enough data to explain anything; the message says what is missing."""
 
 
-def _agent_query(agent: str) -> str:
+def _agent_query(agent: str, condition: str = "") -> str:
+    """TraceQL for the agent's tasks (and `condition`, e.g. `traceDuration > 3s`)."""
     name = agent.replace('"', '\\"')
     return (
         f'{{ span.gen_ai.operation.name = "invoke_agent" && '
-        f'(resource.gen_ai.agent.name = "{name}" || span.gen_ai.agent.name = "{name}") }}'
+        f'(resource.gen_ai.agent.name = "{name}" || span.gen_ai.agent.name = "{name}")'
+        + (f" && {condition}" if condition else "")
+        + " }"
     )
 
 
@@ -228,6 +232,313 @@ def _range(
     return prom.query_range(query, start, end, step)
 
 
+@dataclass
+class _Tasks:
+    """The agent's tasks in the baseline and the window, and the verdict on the window."""
+
+    base_count: int  # tasks listed in the baseline
+    base_tasks: list[traces.Trace]  # a sample of them, fetched in full
+    base_stats: TaskStats
+    threshold: float  # slow above this many seconds
+    fetched: list[traces.Trace]  # window tasks fetched in full: the slow and failed (or the trace)
+    explained: list[traces.Trace]  # those that are slow or failed
+    window_stats: TaskStats
+    symptom: bool
+    onset: float | None  # when the slowdown began
+    period: Period  # while it lasted: what signals are compared over
+
+
+@dataclass
+class _Time:
+    """Where the time went: mean critical-path seconds per category, slow tasks vs baseline."""
+
+    window: dict[str, float]
+    base: dict[str, float]
+    deltas: dict[str, float]
+    extra: float  # the sum of the positive deltas
+    callers: dict[str, set[str]]  # service -> the tools that called it
+    reasons: Counter[str]  # failure reason -> failed tasks
+    used: set[str]  # every category seen in the agent's tasks
+
+    def share(self, matches: Callable[[str], bool]) -> float:
+        if self.extra <= 0:
+            return 0.0
+        return sum(max(d, 0.0) for c, d in self.deltas.items() if matches(c)) / self.extra
+
+
+def _seconds(t: dict[str, object]) -> float:
+    return float(str(t.get("durationMs", 0))) / 1e3
+
+
+def _tasks(
+    tempo: Tempo, agent: str, window: Period, baseline: Period, trace_id: str | None
+) -> _Tasks:
+    base_list = _listing(tempo, agent, baseline)
+    if not base_list:
+        raise ExplainError(
+            f"Tempo has no tasks of {agent} in the baseline {clock(baseline.start)} .. "
+            f"{clock(baseline.end)}: nothing to compare with (choose another baseline with "
+            "--baseline-from/--baseline-to, or check the agent's name)"
+        )
+    base_list.sort(key=lambda t: int(str(t.get("startTimeUnixNano", 0))))
+    every = max(1, len(base_list) // FETCH_BASELINE)  # an even sample over the baseline
+    base_tasks = _fetch(tempo, [str(t["traceID"]) for t in base_list[::every][:FETCH_BASELINE]])
+    base_durations = [_seconds(t) for t in base_list]
+    threshold = max(2 * statistics.median(base_durations), _quantile(base_durations, 0.95) or 0)
+    base_slow = sum(d > threshold for d in base_durations)
+    base_failed = sum(t.failed for t in base_tasks)
+    base_share = base_slow / len(base_durations) + base_failed / max(1, len(base_tasks))
+
+    if trace_id is not None:
+        fetched = _fetch(tempo, [trace_id])
+        if not fetched:
+            raise ExplainError(f"Tempo has no trace {trace_id}")
+        durations = [t.duration for t in fetched]
+    else:
+        listing = _listing(tempo, agent, window)
+        if not listing:
+            raise ExplainError(
+                f"Tempo has no tasks of {agent} in {clock(window.start)} .. {clock(window.end)}"
+            )
+        durations = [_seconds(t) for t in listing]
+        slow = sorted((t for t in listing if _seconds(t) > threshold), key=lambda t: -_seconds(t))
+        ids = [str(t["traceID"]) for t in slow[:FETCH_WINDOW]]
+        errored = _failed_ids(tempo, agent, window)
+        ids += [i for i in sorted(errored) if i not in ids][: FETCH_WINDOW // 2]
+        fetched = _fetch(tempo, ids)
+
+    def is_bad(t: traces.Trace) -> bool:
+        return t.duration > threshold or t.failed
+
+    explained = fetched if trace_id is not None else [t for t in fetched if is_bad(t)]
+    slow_n = sum(d > threshold for d in durations)
+    failed_n = sum(t.failed for t in fetched)
+    share = (slow_n + failed_n) / max(1, len(durations))
+    onset: float | None = None
+    if trace_id is not None:
+        symptom = is_bad(fetched[0])
+        onset, period = fetched[0].start, Period(fetched[0].start, fetched[0].root.end)
+    else:
+        symptom = slow_n + failed_n >= 2 and share >= 0.2 and share >= 3 * base_share
+        period = window
+        if symptom:
+            onset = _onset(explained, is_bad) or min(t.start for t in explained)
+            # Until the last slow task ended, even after the window: a slow call started in
+            # the window is measured (a latency histogram, for one) only when it ends.
+            last = max(t.root.end for t in explained)
+            period = Period(onset, min(time.time(), max(last, onset + 60)))
+    if period.seconds < 60:  # at least four 15 s points to average over
+        period = Period(period.start, period.start + 60)
+    return _Tasks(
+        len(base_list),
+        base_tasks,
+        _stats(base_durations, base_slow, base_failed),
+        threshold,
+        fetched,
+        explained,
+        _stats(durations, slow_n, failed_n),
+        symptom,
+        onset,
+        period,
+    )
+
+
+def _time(tasks: _Tasks) -> _Time:
+    base = _mean_breakdown(tasks.base_tasks)
+    window = _mean_breakdown(tasks.explained)
+    deltas = {c: window.get(c, 0.0) - base.get(c, 0.0) for c in {*base, *window}}
+    callers: dict[str, set[str]] = defaultdict(set)
+    for t in [*tasks.explained, *tasks.base_tasks]:
+        for service, tool_names in traces.service_callers(t).items():
+            callers[service] |= tool_names
+    return _Time(
+        window,
+        base,
+        deltas,
+        sum(d for d in deltas.values() if d > 0),
+        dict(callers),
+        Counter(str(t.root.error_type or "error") for t in tasks.explained if t.failed),
+        set(base) | set(window),
+    )
+
+
+def _parts(t: _Time) -> list[Part]:
+    return [
+        Part(
+            c,
+            traces.label(c),
+            round(t.window.get(c, 0.0), 3),
+            round(t.base.get(c, 0.0), 3),
+            round(d, 3),
+            round(max(d, 0.0) / t.extra, 3) if t.extra > 0 else 0.0,
+        )
+        for c, d in sorted(t.deltas.items(), key=lambda kv: -kv[1])
+        if abs(d) >= 0.005 or t.window.get(c, 0) >= 0.005
+    ]
+
+
+def _cause(
+    signal: sig.Signal,
+    s: Series,
+    query: str,
+    agent: str,
+    baseline: Period,
+    tasks: _Tasks,
+    t: _Time,
+) -> Cause | None:
+    """Score one series as a cause (None when it did not move)."""
+    period, onset = tasks.period, tasks.onset
+    level = sig.level(
+        s.points,
+        (baseline.start, baseline.end),
+        (period.start, period.end),
+        signal.floor,
+        period.start - 120,
+        signal.absent_is_zero,
+    )
+    if level is None or level.anomaly <= 0:
+        return None
+    matches = signal.explains(s.labels, agent)
+    linked = [r for r in t.reasons if signal.kind in sig.FAILURE_LINKS.get(r, ())]
+    model = s.labels.get("gen_ai_request_model")
+    if model and not any(c.endswith(f":{model}") for c in t.used):
+        linked = []  # a model the agent does not use cannot fail its tasks
+    fail_share = sum(t.reasons[r] for r in linked) / max(1, len(tasks.explained))
+    relevance = min(1.0, max(t.share(matches), fail_share))
+    began = level.onset
+    if began is not None and signal.measured_at_end:
+        began -= level.peak  # the slow calls that raised it started that much earlier
+    timing = 1.0
+    if onset is not None and began is None:
+        timing = 0.7
+    elif onset is not None and began is not None:
+        timing = 1.0 if onset - BEFORE_S <= began <= onset + AFTER_S else 0.5
+    score = level.anomaly * (0.2 + 0.8 * relevance) * timing
+    confidence = "likely" if score >= LIKELY else "possible" if score >= POSSIBLE else "unlikely"
+
+    title = _title(signal, s.labels, agent)
+    first = (
+        f"{title}: {_fmt(level.window, signal.unit)} on average while {agent} was slow "
+        f"(baseline {_fmt(level.baseline, signal.unit)}, peak {_fmt(level.peak, signal.unit)})"
+    )
+    if level.onset:
+        first += f", above normal from {clock(level.onset)}"
+        if signal.measured_at_end:
+            first += f" (calls that end then began up to {level.peak:.0f} s earlier)"
+    evidence = [first]
+    for c, d in sorted(t.deltas.items(), key=lambda kv: -kv[1]):
+        if matches(c) and t.extra > 0 and d / t.extra >= 0.01:
+            via = ""
+            if c.startswith(f"{traces.SERVICE}:"):
+                tools = ", ".join(sorted(t.callers.get(c.split(":", 1)[1], set())))
+                via = f" (called by tool {tools})" if tools else ""
+            evidence.append(
+                f"{agent}'s slow tasks spent {t.window.get(c, 0):.2f} s in {traces.label(c)}"
+                f"{via} vs {t.base.get(c, 0):.2f} s at baseline: {d / t.extra:.0%} of the extra "
+                "time"
+            )
+    if linked:
+        evidence.append(
+            f"{sum(t.reasons[r] for r in linked)} of {len(tasks.explained)} slow/failed tasks "
+            f"failed with {', '.join(linked)}"
+        )
+    if relevance == 0:
+        evidence.append(
+            f"nothing in {agent}'s traces passes through it: a coincidence in time only"
+        )
+    if timing < 1 and began is not None and onset is not None:
+        evidence.append(
+            f"it began {abs(began - onset):.0f} s {'after' if began > onset else 'before'} the "
+            "slowdown, so it more likely followed than caused it"
+        )
+    return Cause(
+        signal.kind,
+        title,
+        dict(s.labels),
+        round(score, 3),
+        confidence,
+        round(level.anomaly, 3),
+        round(relevance, 3),
+        timing,
+        level.baseline,
+        level.window,
+        level.peak,
+        signal.unit,
+        level.onset,
+        evidence,
+        query,
+        signal.backend,
+    )
+
+
+def _candidates(
+    agent: str,
+    window: Period,
+    baseline: Period,
+    prom: Prometheus,
+    loki: Loki | None,
+    tasks: _Tasks,
+    t: _Time,
+    doubts: list[str],
+) -> list[Cause]:
+    """Every series of every signal that moved, scored, best first."""
+    start = min(baseline.start, window.start)
+    end = max(window.end, tasks.period.end)
+    step = max(15.0, round((end - start) / 1000))
+    found: list[Cause] = []
+    for signal in sig.SIGNALS:
+        query = signal.query.replace("{agent}", agent)
+        try:
+            series = _range(signal, query, prom, loki, start, end, step)
+        except BackendError as e:
+            doubts.append(f"{signal.kind} not checked: {e}")
+            continue
+        for s in series:
+            cause = _cause(signal, s, query, agent, baseline, tasks, t)
+            if cause is not None:
+                found.append(cause)
+    return sorted(found, key=lambda c: -c.score)
+
+
+def _doubts(agent: str, tasks: _Tasks, t: _Time, causes: list[Cause]) -> list[str]:
+    doubts = []
+    if tasks.symptom and len(tasks.explained) < 5:
+        doubts.append(
+            f"only {len(tasks.explained)} slow or failed task(s) to learn from: the breakdown "
+            "is rough"
+        )
+    if tasks.base_count < 10:
+        doubts.append(f"the baseline has only {tasks.base_count} tasks")
+    if tasks.symptom and not causes:
+        doubts.append("no signal moved enough to explain the slowdown; look at the example traces")
+    if len(causes) >= 2 and causes[1].score >= 0.8 * causes[0].score:
+        doubts.append(
+            f"the first two causes fit about equally well ({causes[0].score:.2f} vs "
+            f"{causes[1].score:.2f})"
+        )
+    if tasks.symptom and t.extra > 0:
+        acting = [sig_match(c, agent) for c in causes]
+        left = (
+            sum(d for c, d in t.deltas.items() if d > 0 and not any(m(c) for m in acting)) / t.extra
+        )
+        if left >= 0.3:
+            doubts.append(f"{left:.0%} of the extra time is not where any cause acts")
+    doubts.append(
+        "causes are ranked by when signals moved and where the time went in traces: "
+        "they are leads to check, not proof"
+    )
+    return doubts
+
+
+def _examples(tasks: _Tasks) -> list[Example]:
+    def top(t: traces.Trace) -> str:
+        parts = traces.breakdown(t)
+        return traces.label(max(parts, key=lambda c: parts[c])) if parts else ""
+
+    slowest = sorted(tasks.explained or tasks.fetched, key=lambda t: -t.duration)[:3]
+    return [Example(t.trace_id, t.start, round(t.duration, 3), t.failed, top(t)) for t in slowest]
+
+
 def explain(
     agent: str,
     window: Period,
@@ -237,271 +548,46 @@ def explain(
     tempo: Tempo,
     trace_id: str | None = None,
 ) -> Explanation:
-    uncertainty: list[str] = []
-
-    # --- 1. tasks ------------------------------------------------------------------------------
-    base_list = _listing(tempo, agent, baseline)
-    if not base_list:
-        raise ExplainError(
-            f"Tempo has no tasks of {agent} in the baseline {clock(baseline.start)} .. "
-            f"{clock(baseline.end)}: nothing to compare with (choose another baseline with "
-            "--baseline-from/--baseline-to, or check the agent's name)"
-        )
-    base_list.sort(key=lambda t: int(str(t.get("startTimeUnixNano", 0))))
-    step = max(1, len(base_list) // FETCH_BASELINE)
-    base_tasks = _fetch(tempo, [str(t["traceID"]) for t in base_list[::step][:FETCH_BASELINE]])
-    base_durations = [float(str(t.get("durationMs", 0))) / 1e3 for t in base_list]
-    median = statistics.median(base_durations)
-    threshold = max(2 * median, _quantile(base_durations, 0.95) or 0.0)
-    base_failed = sum(t.failed for t in base_tasks)
-    base_slow = sum(d > threshold for d in base_durations)
-    base_bad_share = (base_slow / len(base_durations)) + base_failed / max(1, len(base_tasks))
-
-    if trace_id is not None:
-        window_tasks = _fetch(tempo, [trace_id])
-        if not window_tasks:
-            raise ExplainError(f"Tempo has no trace {trace_id}")
-        durations = [t.duration for t in window_tasks]
-        explained = window_tasks
-        failed_n = sum(t.failed for t in window_tasks)
-    else:
-        listing = _listing(tempo, agent, window)
-        if not listing:
-            raise ExplainError(
-                f"Tempo has no tasks of {agent} in {clock(window.start)} .. {clock(window.end)}"
-            )
-        durations = [float(str(t.get("durationMs", 0))) / 1e3 for t in listing]
-        errored = _failed_ids(tempo, agent, window)
-        candidates = [t for t in listing if float(str(t.get("durationMs", 0))) / 1e3 > threshold]
-        candidates.sort(key=lambda t: -float(str(t.get("durationMs", 0))))
-        ids = [str(t["traceID"]) for t in candidates[:FETCH_WINDOW]]
-        ids += [i for i in sorted(errored) if i not in ids][: FETCH_WINDOW // 2]
-        fetched = _fetch(tempo, ids)
-        explained = [t for t in fetched if t.duration > threshold or t.failed]
-        failed_n = sum(t.failed for t in fetched)
-        window_tasks = fetched
-    slow_n = sum(d > threshold for d in durations)
-    window_stats = _stats(durations, slow_n, failed_n)
-    base_stats = _stats(base_durations, base_slow, base_failed)
-    bad_share = (slow_n + failed_n) / max(1, len(durations))
-    if trace_id is not None:
-        symptom = bool(explained) and (explained[0].duration > threshold or explained[0].failed)
-    else:
-        symptom = slow_n + failed_n >= 2 and bad_share >= 0.2 and bad_share >= 3 * base_bad_share
-
-    def is_bad(t: traces.Trace) -> bool:
-        return t.duration > threshold or t.failed
-
-    if trace_id is not None and window_tasks:
-        onset: float | None = window_tasks[0].start
-        period = Period(window_tasks[0].start, window_tasks[0].root.end)
-    elif symptom:
-        onset = _onset(explained, is_bad) or min(t.start for t in explained)
-        # Until the last slow task ended, even after the window: a slow call started in the
-        # window is measured (a latency histogram, for one) only when it ends.
-        last = max(t.root.end for t in explained)
-        period = Period(onset, min(time.time(), max(last, onset + 60)))
-    else:
-        onset, period = None, window
-    if period.seconds < 60:  # at least four 15 s points to average over
-        period = Period(period.start, period.start + 60)
-
-    # --- 2. where the time went -----------------------------------------------------------------
-    base_parts = _mean_breakdown(base_tasks)
-    window_parts = _mean_breakdown(explained) if explained else {}
-    deltas = {
-        c: window_parts.get(c, 0.0) - base_parts.get(c, 0.0) for c in {*base_parts, *window_parts}
-    }
-    extra = sum(d for d in deltas.values() if d > 0)
-    parts = [
-        Part(
-            c,
-            traces.label(c),
-            round(window_parts.get(c, 0.0), 3),
-            round(base_parts.get(c, 0.0), 3),
-            round(d, 3),
-            round(max(d, 0.0) / extra, 3) if extra > 0 else 0.0,
-        )
-        for c, d in sorted(deltas.items(), key=lambda kv: -kv[1])
-        if abs(d) >= 0.005 or window_parts.get(c, 0) >= 0.005
-    ]
-    reasons = Counter(str(t.root.error_type or "error") for t in explained if t.failed)
-    used_categories = set(base_parts) | set(window_parts)
-    callers: dict[str, set[str]] = defaultdict(set)
-    for t in [*explained, *base_tasks]:
-        for service, tool_names in traces.service_callers(t).items():
-            callers[service] |= tool_names
-
-    # --- 3. candidate signals -----------------------------------------------------------------
-    start = min(baseline.start, window.start)
-    span_s = window.end - start
-    step_s = max(15.0, round(span_s / 1000))
-    found: list[Cause] = []
-    for signal in sig.SIGNALS:
-        query = signal.query.replace("{agent}", agent)
-        try:
-            series = _range(signal, query, prom, loki, start, max(window.end, period.end), step_s)
-        except BackendError as e:
-            uncertainty.append(f"{signal.kind} not checked: {e}")
-            continue
-        for s in series:
-            level = sig.level(
-                s.points,
-                (baseline.start, baseline.end),
-                (period.start, period.end),
-                signal.floor,
-                period.start - 120,
-            )
-            if level is None or level.anomaly <= 0:
-                continue
-            matches = signal.explains(s.labels, agent)
-            time_share = (
-                sum(max(d, 0.0) for c, d in deltas.items() if matches(c)) / extra
-                if extra > 0
-                else 0.0
-            )
-            linked = [r for r in reasons if signal.kind in sig.FAILURE_LINKS.get(r, ())]
-            model = s.labels.get("gen_ai_request_model")
-            if model and not any(c.endswith(f":{model}") for c in used_categories):
-                linked = []  # a model the agent does not use cannot fail its tasks
-            fail_share = sum(reasons[r] for r in linked) / max(1, len(explained))
-            relevance = min(1.0, max(time_share, fail_share))
-            timing = 1.0
-            began = level.onset
-            if began is not None and signal.measured_at_end:
-                began -= level.peak  # the slow calls that raised it started that much earlier
-            if onset is not None and began is not None:
-                if not (onset - BEFORE_S <= began <= onset + AFTER_S):
-                    timing = 0.5
-            elif onset is not None:
-                timing = 0.7
-            score = level.anomaly * (0.2 + 0.8 * relevance) * timing
-            confidence = "likely" if score >= LIKELY else "possible" if score >= POSSIBLE else ""
-            title = _title(signal, s.labels, agent)
-            evidence = [
-                f"{title}: {_fmt(level.window, signal.unit)} on average while "
-                f"{agent} was slow (baseline {_fmt(level.baseline, signal.unit)}, "
-                f"peak {_fmt(level.peak, signal.unit)})"
-                + (f", above normal from {clock(level.onset)}" if level.onset else "")
-                + (
-                    f" (calls that end then began up to {level.peak:.0f} s earlier)"
-                    if level.onset and signal.measured_at_end
-                    else ""
-                )
-            ]
-            for c, d in sorted(deltas.items(), key=lambda kv: -kv[1]):
-                if matches(c) and extra > 0 and d / extra >= 0.01:
-                    via = ""
-                    if c.startswith(f"{traces.SERVICE}:"):
-                        tools = ", ".join(sorted(callers.get(c.split(":", 1)[1], set())))
-                        via = f" (called by tool {tools})" if tools else ""
-                    evidence.append(
-                        f"{agent}'s slow tasks spent {window_parts.get(c, 0):.2f} s in "
-                        f"{traces.label(c)}{via} vs {base_parts.get(c, 0):.2f} s at baseline: "
-                        f"{d / extra:.0%} of the extra time"
-                    )
-            if linked:
-                evidence.append(
-                    f"{sum(reasons[r] for r in linked)} of {len(explained)} slow/failed tasks "
-                    f"failed with {', '.join(linked)}"
-                )
-            if relevance == 0:
-                evidence.append(
-                    f"nothing in {agent}'s traces passes through it: a coincidence in time only"
-                )
-            if timing < 1 and began is not None and onset is not None:
-                evidence.append(
-                    f"it began {abs(began - onset):.0f} s "
-                    f"{'after' if began > onset else 'before'} the slowdown, "
-                    "so it more likely followed than caused it"
-                )
-            found.append(
-                Cause(
-                    signal.kind,
-                    title,
-                    dict(s.labels),
-                    round(score, 3),
-                    confidence or "unlikely",
-                    round(level.anomaly, 3),
-                    round(relevance, 3),
-                    timing,
-                    level.baseline,
-                    level.window,
-                    level.peak,
-                    signal.unit,
-                    level.onset,
-                    evidence,
-                    query,
-                    signal.backend,
-                )
-            )
-    found.sort(key=lambda c: -c.score)
-    if symptom:
+    """The four steps of the module docstring."""
+    tasks = _tasks(tempo, agent, window, baseline, trace_id)
+    t = _time(tasks)
+    parts = _parts(t)
+    unchecked: list[str] = []
+    found = _candidates(agent, window, baseline, prom, loki, tasks, t, unchecked)
+    if tasks.symptom:
         causes = [c for c in found if c.confidence != "unlikely"]
         others = [c for c in found if c.confidence == "unlikely"]
-    else:
+    else:  # nothing to explain: whatever moved is only listed
         causes, others = [], found
         for cause in others:
             cause.confidence = "unlikely"
-
-    # --- 4. what we are unsure about ---------------------------------------------------------
-    if symptom and len(explained) < 5:
-        uncertainty.append(
-            f"only {len(explained)} slow or failed task(s) to learn from: the breakdown is rough"
-        )
-    if len(base_list) < 10:
-        uncertainty.append(f"the baseline has only {len(base_list)} tasks")
-    if symptom and not causes:
-        uncertainty.append(
-            "no signal moved enough to explain the slowdown; look at the example traces"
-        )
-    if len(causes) >= 2 and causes[1].score >= 0.8 * causes[0].score:
-        uncertainty.append(
-            f"the first two causes fit about equally well ({causes[0].score:.2f} vs "
-            f"{causes[1].score:.2f})"
-        )
-    if symptom and extra > 0:
-        covered = {
-            c for cause in causes for c in deltas if deltas[c] > 0 and sig_match(cause, agent)(c)
-        }
-        left = sum(deltas[c] for c in deltas if deltas[c] > 0 and c not in covered) / extra
-        if left >= 0.3:
-            uncertainty.append(f"{left:.0%} of the extra time is not where any cause acts")
-    uncertainty.append(
-        "causes are ranked by when signals moved and where the time went in traces: "
-        "they are leads to check, not proof"
+    summary = _summary(
+        agent,
+        tasks.symptom,
+        tasks.window_stats,
+        tasks.base_stats,
+        tasks.threshold,
+        causes,
+        parts,
     )
-
-    examples = [
-        Example(
-            t.trace_id,
-            t.start,
-            round(t.duration, 3),
-            t.failed,
-            traces.label(
-                max(traces.breakdown(t).items(), key=lambda kv: kv[1], default=("", 0.0))[0]
-            ),
-        )
-        for t in sorted(explained or window_tasks, key=lambda t: -t.duration)[:3]
-    ]
-    summary = _summary(agent, symptom, window_stats, base_stats, threshold, causes, parts)
     return Explanation(
         agent,
         window,
         baseline,
         trace_id,
-        window_stats,
-        base_stats,
-        round(threshold, 3),
-        symptom,
-        onset,
+        tasks.window_stats,
+        tasks.base_stats,
+        round(tasks.threshold, 3),
+        tasks.symptom,
+        tasks.onset,
         summary,
         parts,
         causes,
         others,
-        examples,
-        uncertainty,
-        dict(reasons),
+        _examples(tasks),
+        unchecked + _doubts(agent, tasks, t, causes),
+        dict(t.reasons),
+        _agent_query(agent, f"traceDuration > {tasks.threshold:.1f}s"),
     )
 
 

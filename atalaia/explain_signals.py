@@ -40,6 +40,9 @@ class Signal:
     backend: str = "prometheus"
     key: tuple[str, ...] = ()  # labels that name the series ("service_name", ...)
     measured_at_end: bool = False  # a duration, recorded when the call ends (not when it began)
+    # A count or error rate whose series exists only once something happened: no points in the
+    # baseline means zero there, not "unknown".
+    absent_is_zero: bool = False
 
 
 def _failed(category: str) -> bool:
@@ -74,15 +77,17 @@ def _model_time(labels: dict[str, str], _: str) -> Callable[[str], bool]:
 
 
 def _model_failures(labels: dict[str, str], _: str) -> Callable[[str], bool]:
-    """A model's errors explain the time lost in failed attempts that were calling it."""
+    """A model's errors explain the time of attempts that its failed calls made fail."""
     model = labels.get("gen_ai_request_model", "")
-    return lambda c: _failed(c) and traces.base(c) == f"{traces.LLM}:{model}"
+    mine = (f"{traces.LLM}:{model}", f"{traces.PLANNING}:{model}")
+    return lambda c: _failed(c) and traces.base(c) in mine
 
 
 def _retry_time(labels: dict[str, str], _: str) -> Callable[[str], bool]:
     reason = labels.get("atalaia_retry_reason", "")
     if reason in ("rate_limit", "llm_error"):
-        return lambda c: _failed(c) and traces.base(c).startswith(f"{traces.LLM}:")
+        llm = (f"{traces.LLM}:", f"{traces.PLANNING}:")
+        return lambda c: _failed(c) and traces.base(c).startswith(llm)
     if reason in ("tool_error", "validation"):
         return lambda c: _failed(c) and traces.base(c).startswith(f"{traces.TOOL}:")
     return lambda c: _failed(c) or c.startswith(f"{traces.TIMEOUTS}:")
@@ -165,6 +170,7 @@ SIGNALS: tuple[Signal, ...] = (
         0.05,
         _model_failures,
         key=("gen_ai_request_model",),
+        absent_is_zero=True,
     ),
     Signal(
         "retries",
@@ -174,6 +180,7 @@ SIGNALS: tuple[Signal, ...] = (
         0.03,
         _retry_time,
         key=("atalaia_retry_reason",),
+        absent_is_zero=True,
     ),
     Signal(
         "errors",
@@ -183,6 +190,7 @@ SIGNALS: tuple[Signal, ...] = (
         0.03,
         _failed_attempts,
         key=("error_type",),
+        absent_is_zero=True,
     ),
     Signal(
         "queue",
@@ -200,6 +208,7 @@ SIGNALS: tuple[Signal, ...] = (
         0.5,
         _restart_time,
         key=("gen_ai_agent_name",),
+        absent_is_zero=True,
     ),
     Signal(
         "budget",
@@ -209,6 +218,7 @@ SIGNALS: tuple[Signal, ...] = (
         0.01,
         _nothing,
         key=("atalaia_department",),
+        absent_is_zero=True,
     ),
     Signal(
         "error_logs",
@@ -220,6 +230,7 @@ SIGNALS: tuple[Signal, ...] = (
         _failed_attempts,
         backend="loki",
         key=("service_name",),
+        absent_is_zero=True,
     ),
 )
 
@@ -246,10 +257,14 @@ def level(
     period: tuple[float, float],
     floor: float,
     search_from: float,
+    absent_is_zero: bool = False,
 ) -> Level | None:
-    """Compare `points` in `period` with `baseline`; None without points in both."""
+    """Compare `points` in `period` with `baseline`; None without points in both (a series
+    with `absent_is_zero` and none in the baseline was 0 there)."""
     base = [v for t, v in points if baseline[0] <= t <= baseline[1] and math.isfinite(v)]
     now = [v for t, v in points if period[0] <= t <= period[1] and math.isfinite(v)]
+    if not base and absent_is_zero:
+        base = [0.0]
     if not base or not now:
         return None
     b = statistics.median(base)

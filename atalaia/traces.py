@@ -200,17 +200,45 @@ def _ancestors(trace: Trace) -> dict[str, list[Span]]:
 
 def category(span: Span, ancestors: list[Span], root: Span, at: float) -> str:
     """Which kind of time one critical-path segment of `span` is: what was running (queue wait,
-    planning:<model>, llm:<model>, tool:<name>, service:<name>, overhead), prefixed with
-    `timeouts:` inside a dispatch that timed out, or `retries:` inside any other failed attempt.
+    planning:<model>, llm:<model>, tool:<name>, service:<name>, overhead). Inside a dispatch
+    that timed out it is prefixed `timeouts:`. Inside any other failed attempt the whole attempt
+    is time lost to what made it fail: `retries:` + what its innermost failed span was, e.g.
+    retries:llm:gpt-4o when the model's error failed the attempt.
     """
     chain = [*ancestors[1:], span]  # below the root
     failed = [s for s in chain if s.error and s is not root]
-    prefix = ""
-    if failed:  # the outermost failed span is the attempt that was lost
-        attempt = failed[0]
-        timed_out = attempt.name.startswith("dispatch_task") and attempt.error_type == "timeout"
-        prefix = f"{TIMEOUTS}:" if timed_out else f"{RETRIES}:"
-    return prefix + _what(span, chain, [*ancestors, span], root, at)
+    if not failed:
+        return _what(span, chain, [*ancestors, span], root, at)
+    attempt = failed[0]  # the outermost failed span is the attempt that was lost
+    if attempt.name.startswith("dispatch_task") and attempt.error_type == "timeout":
+        return f"{TIMEOUTS}:" + _what(span, chain, [*ancestors, span], root, at)
+    above = chain[: chain.index(attempt)]
+    path = _failure_path(attempt)
+    lineage = [*ancestors[:1], *above, *path]
+    return f"{RETRIES}:" + _what(path[-1], [*above, *path], lineage, root, at)
+
+
+def _failure_path(attempt: Span) -> list[Span]:
+    """From a failed span down to the failure's origin, through the spans in between (an HTTP
+    server span that answered 200 with a failed result is not itself an error): at each step the
+    nearest failed descendant that ended last, i.e. the failure its parent reported."""
+    path = [attempt]
+    while True:
+        found = _nearest_failed(path[-1])
+        if found is None:
+            return path
+        path += found
+
+
+def _nearest_failed(span: Span) -> list[Span] | None:
+    """The path below `span` to its shallowest failed descendant that ended last."""
+    level: list[list[Span]] = [[c] for c in span.children]
+    while level:
+        failed = [p for p in level if p[-1].error]
+        if failed:
+            return max(failed, key=lambda p: p[-1].end)
+        level = [[*p, c] for p in level for c in p[-1].children]
+    return None
 
 
 def _what(span: Span, chain: list[Span], lineage: list[Span], root: Span, at: float) -> str:

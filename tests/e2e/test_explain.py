@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from atalaia.backends import Tempo
 from atalaia.cli import main
 from tests.e2e.conftest import FleetRun
+from tools.native_stack import NativeStack
 
 pytestmark = pytest.mark.usefixtures("native_stack")
 
@@ -52,7 +54,7 @@ def quiet(fleet: FleetRun) -> tuple[float, float]:
 
 
 def test_cpu_hog_on_helix_explains_sigma(
-    fleet_run: FleetRun, capsys: pytest.CaptureFixture[str]
+    fleet_run: FleetRun, capsys: pytest.CaptureFixture[str], native_stack: NativeStack
 ) -> None:
     injected, off = fleet_run.phases["cpu_hog"]
     result = explain(capsys, "Sigma", (injected, off), quiet(fleet_run))
@@ -67,6 +69,10 @@ def test_cpu_hog_on_helix_explains_sigma(
     assert result["breakdown"][0]["category"] == "service:helix", result["breakdown"][:3]
     assert "explore?" in top["explore_url"] and "process_cpu_time" in top["query"]
     assert result["examples"] and len(result["examples"][0]["trace_id"]) == 32
+    # The Explore link's TraceQL for the slow tasks is valid and finds them.
+    with Tempo(native_stack.urls["tempo"]) as tempo:
+        slow = tempo.search(result["slow_tasks_query"], injected, off, limit=200)
+    assert {t["traceID"].zfill(32) for t in slow} & {x["trace_id"] for x in result["examples"]}
 
     # One task by its trace id: the agent comes from the trace, the answer is the same.
     slowest = result["examples"][0]["trace_id"]

@@ -187,3 +187,23 @@ def test_hex_ids_missing_parents_and_empty_traces() -> None:
     assert trace is not None and trace.root.name == "longer orphan"
     assert traces.parse("t", {"resourceSpans": []}) is None
     assert traces._id("0123456789abcdef") == "0123456789abcdef"
+
+
+def test_a_failed_attempt_is_charged_to_what_made_it_fail() -> None:
+    """The demo's shape under llm_errors: the agent answers 200 with a failed result (the HTTP
+    span is fine), its three LLM calls failed; then a second dispatch succeeds."""
+    b = Builder()
+    root = b.span("orch", "orchestrate_task sales", 0, 4)
+    first = b.span("orch", "dispatch_task N", 0, 3, root, error=True, error__type="llm")
+    post = b.span("n", "POST /tasks", 0, 3, first)
+    agent = b.span(
+        "n", "invoke_agent N", 0, 3, post, error=True, gen_ai__operation__name="invoke_agent"
+    )
+    kw = {"gen_ai__operation__name": "chat", "gen_ai__request__model": "m"}
+    for start in (0.0, 1.0, 2.0):  # backoff between them is the agent's own time
+        b.span("n", "chat m", start, start + 0.2, agent, error=True, error__type="500", **kw)
+    second = b.span("orch", "dispatch_task N", 3, 4, root)
+    agent2 = b.span("n", "invoke_agent N", 3, 4, second, gen_ai__operation__name="invoke_agent")
+    b.span("n", "chat m", 3, 4, agent2, **kw)
+    parts = traces.breakdown(traces.parse("t", b.otlp()))  # type: ignore[arg-type]
+    assert parts == pytest.approx({"retries:llm:m": 3.0, "llm:m": 1.0})
