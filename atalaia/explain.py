@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -33,6 +34,20 @@ LIKELY, POSSIBLE = 0.4, 0.15
 SEARCH_LIMIT = 500  # traces listed per period (search results are small)
 FETCH_WINDOW = 60  # slow/failed traces fetched in full from the window
 FETCH_BASELINE = 40  # baseline traces fetched in full
+TIE_ORDER = (
+    "cpu",
+    "memory",
+    "llm_latency",
+    "llm_errors",
+    "budget",
+    "restarts",
+    "host_cpu",
+    "host_memory",
+    "queue",
+    "errors",
+    "error_logs",
+    "retries",
+)
 BEFORE_S, AFTER_S = 300.0, 60.0  # a cause may start this long before / after the slowdown
 
 
@@ -418,7 +433,7 @@ def _cause(
 
     title = _title(signal, s.labels, agent)
     first = (
-        f"{title}: {_fmt(level.window, signal.unit)} on average while {agent} was slow "
+        f"{title}: {_fmt(level.window, signal.unit)} on average during the incident "
         f"(baseline {_fmt(level.baseline, signal.unit)}, peak {_fmt(level.peak, signal.unit)})"
     )
     if level.onset:
@@ -433,9 +448,9 @@ def _cause(
                 tools = ", ".join(sorted(t.callers.get(c.split(":", 1)[1], set())))
                 via = f" (called by tool {tools})" if tools else ""
             evidence.append(
-                f"{agent}'s slow tasks spent {t.window.get(c, 0):.2f} s in {traces.label(c)}"
-                f"{via} vs {t.base.get(c, 0):.2f} s at baseline: {d / t.extra:.0%} of the extra "
-                "time"
+                f"{agent}'s slow or failed tasks spent {t.window.get(c, 0):.2f} s in "
+                f"{traces.label(c)}{via} vs {t.base.get(c, 0):.2f} s at baseline: "
+                f"{d / t.extra:.0%} of the extra time"
             )
     if linked:
         evidence.append(
@@ -471,6 +486,19 @@ def _cause(
     )
 
 
+def _top_errors(loki: Loki, service: str, period: Period, n: int = 3) -> list[str]:
+    """The most frequent error messages of a service in the period, ids and numbers folded."""
+    name = service.replace('"', '\\"')
+    query = f'{{service_name="{name}"}} | detected_level=~"(?i)error|critical|fatal"'
+    streams = loki.query_range(query, period.start, period.end, limit=500)
+    counts = Counter(
+        re.sub(r"\b[0-9a-f]{8,}\b|\d+", "#", str(line))[:160]
+        for stream in streams
+        for _, line in stream.get("values", [])
+    )
+    return [f"{count} x {message!r}" for message, count in counts.most_common(n)]
+
+
 def _candidates(
     agent: str,
     window: Period,
@@ -495,9 +523,19 @@ def _candidates(
             continue
         for s in series:
             cause = _cause(signal, s, query, agent, baseline, tasks, t)
-            if cause is not None:
-                found.append(cause)
-    return sorted(found, key=lambda c: -c.score)
+            if cause is None:
+                continue
+            found.append(cause)
+            if signal.kind == "error_logs" and loki is not None and cause.confidence != "unlikely":
+                try:
+                    top = _top_errors(loki, s.labels.get("service_name", ""), tasks.period)
+                except BackendError as e:
+                    doubts.append(f"error messages not read: {e}")
+                    continue
+                cause.evidence += [f"most frequent: {m}" for m in top]
+    # On a tie the more specific signal first: a resource or a model before the agent's own
+    # error counts, logs and retries, which are more often consequences.
+    return sorted(found, key=lambda c: (-c.score, TIE_ORDER.index(c.kind)))
 
 
 def _doubts(agent: str, tasks: _Tasks, t: _Time, causes: list[Cause]) -> list[str]:
@@ -613,11 +651,12 @@ def _summary(
             "no significant cause."
         )
     where = next((p for p in parts if p.delta_s > 0), None)
+    state = "failing" if window.failed > window.slow else "slow"
     text = (
-        f"{agent} was slow: {window.slow} of {window.count} tasks above {threshold:.1f} s and "
+        f"{agent} was {state}: {window.slow} of {window.count} tasks above {threshold:.1f} s and "
         f"{window.failed} failed ({med})."
     )
-    if where:
+    if where and where.delta_s >= 0.1:
         text += f" Most of the extra time went to {where.label} (+{where.delta_s:.1f} s per task)."
     if causes:
         text += f" Most likely cause: {causes[0].title}."

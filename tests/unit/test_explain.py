@@ -127,3 +127,9 @@ def test_unreachable_tempo_exits_1_naming_it(capsys: pytest.CaptureFixture[str])
     assert main(["explain", "--agent", "Sigma", "--tempo-url", url]) == 1
     err = capsys.readouterr().err
     assert f"tempo at {url}" in err and "unreachable" in err
+
+
+def test_every_signal_has_a_place_in_the_tie_order() -> None:
+    from atalaia.explain import TIE_ORDER
+
+    assert sorted(TIE_ORDER) == sorted(s.kind for s in sig.SIGNALS)
