@@ -226,6 +226,8 @@ def clock(t: float) -> str:
 def _title(signal: sig.Signal, labels: dict[str, str], agent: str) -> str:
     values = defaultdict(lambda: "?", {**labels, "agent": agent})
     # A process is named by its agent when it has one: "CPU of Helix (service helix)".
+    if labels.get("error_type") == "429":
+        values["error_type"] = "429 (rate limited)"
     if labels.get("gen_ai_agent_name") and "service_name" in labels:
         values["service_name"] = f"{labels['gen_ai_agent_name']} (service {labels['service_name']})"
     return signal.title.format_map(values)

@@ -162,14 +162,17 @@ SIGNALS: tuple[Signal, ...] = (
     ),
     Signal(
         "llm_errors",
-        "error rate of {gen_ai_request_model} ({gen_ai_provider_name})",
-        f'sum by (gen_ai_request_model, gen_ai_provider_name) (rate({LLM_DURATION}_count{{error_type!=""}}[{RATE}]))'  # noqa: E501
-        f" / sum by (gen_ai_request_model, gen_ai_provider_name)"
+        "{gen_ai_request_model} ({gen_ai_provider_name}) calls failing with {error_type}",
+        # Per error type, so that rate limits (429) are told from server errors (5xx).
+        f"sum by (gen_ai_request_model, gen_ai_provider_name, error_type)"
+        f' (rate({LLM_DURATION}_count{{error_type!=""}}[{RATE}]))'
+        f" / on (gen_ai_request_model, gen_ai_provider_name) group_left"
+        f" sum by (gen_ai_request_model, gen_ai_provider_name)"
         f" (rate({LLM_DURATION}_count[{RATE}]))",
         "ratio",
         0.05,
         _model_failures,
-        key=("gen_ai_request_model",),
+        key=("gen_ai_request_model", "error_type"),
         absent_is_zero=True,
     ),
     Signal(
