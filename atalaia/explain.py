@@ -135,11 +135,13 @@ class ExplainError(Exception):
 
 
 def _agent_query(agent: str, condition: str = "") -> str:
-    """TraceQL for the agent's tasks (and `condition`, e.g. `traceDuration > 3s`)."""
+    """TraceQL for the agent's tasks (and `condition`, e.g. `traceDuration > 3s`): traces with a
+    span naming the agent (its invoke_agent, a dispatch to it, the task it finished; so a task
+    that failed because the agent was down counts too) or its own process's invoke_agent."""
     name = agent.replace('"', '\\"')
     return (
-        f'{{ span.gen_ai.operation.name = "invoke_agent" && '
-        f'(resource.gen_ai.agent.name = "{name}" || span.gen_ai.agent.name = "{name}")'
+        f'{{ (span.gen_ai.agent.name = "{name}" || (resource.gen_ai.agent.name = "{name}" && '
+        f'span.gen_ai.operation.name = "invoke_agent"))'
         + (f" && {condition}" if condition else "")
         + " }"
     )
