@@ -39,6 +39,8 @@ TIE_ORDER = (
     "memory",
     "llm_latency",
     "llm_errors",
+    "llm_tokens",
+    "llm_calls",
     "budget",
     "restarts",
     "host_cpu",
@@ -214,6 +216,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:.0%}"
     if unit == "s":
         return f"{value:.2f} s"
+    if unit == "tokens/s":
+        return f"{value:,.0f} tokens/s"
     if unit == "/s":
         return f"{value * 60:.1f}/min"
     return f"{value:.2f} {unit}"

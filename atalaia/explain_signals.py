@@ -161,6 +161,27 @@ SIGNALS: tuple[Signal, ...] = (
         measured_at_end=True,
     ),
     Signal(
+        "llm_calls",
+        "{agent}'s calls to {gen_ai_request_model}",
+        f'sum by (gen_ai_request_model) (rate({LLM_DURATION}_count{{gen_ai_agent_name="{{agent}}"}}[{RATE}]))',  # noqa: E501
+        "/s",
+        0.05,
+        _model_time,
+        key=("gen_ai_request_model",),
+        absent_is_zero=True,
+    ),
+    Signal(
+        "llm_tokens",
+        "{agent}'s input tokens to {gen_ai_request_model}",
+        "sum by (gen_ai_request_model) (rate(gen_ai_client_token_usage_sum"
+        f'{{gen_ai_agent_name="{{agent}}", gen_ai_token_type="input"}}[{RATE}]))',
+        "tokens/s",
+        50.0,
+        _model_time,
+        key=("gen_ai_request_model",),
+        absent_is_zero=True,
+    ),
+    Signal(
         "llm_errors",
         "{gen_ai_request_model} ({gen_ai_provider_name}) calls failing with {error_type}",
         # Per error type, so that rate limits (429) are told from server errors (5xx).
