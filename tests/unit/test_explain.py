@@ -47,6 +47,15 @@ def test_level_needs_points_on_both_sides() -> None:
     assert sig.level(series([1.0, 2.0]), (T0 - 100, T0 - 50), (T0, T0 + 15), 0.1, T0) is None
 
 
+def test_an_error_rate_that_did_not_exist_in_the_baseline_was_zero_there() -> None:
+    """rate(x{error_type!=""}) has no series until the first error: absent means 0."""
+    errors = series([0.6, 0.8, 0.85, 0.8])  # only during the incident
+    level = sig.level(errors, (T0 - 600, T0 - 1), (T0, T0 + 45), 0.05, T0 - 120, True)
+    assert level is not None and level.baseline == 0.0 and level.onset == T0
+    assert level.anomaly == 1.0
+    assert sig.level(errors, (T0 - 600, T0 - 1), (T0, T0 + 45), 0.05, T0 - 120) is None
+
+
 def test_signals_use_catalogued_names_only() -> None:
     contract = load_contract()
     for signal in sig.SIGNALS:
