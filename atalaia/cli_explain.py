@@ -102,7 +102,7 @@ def to_text(e: ex.Explanation, data: dict[str, Any]) -> str:
         e.summary,
     ]
     if e.symptom_onset is not None:
-        out.append(f"The slowdown began at {c(e.symptom_onset)}.")
+        out.append(f"It began at {c(e.symptom_onset)}.")
     out.append(f"Slow tasks in Explore: {data['slow_tasks_url']}")
     if e.failure_reasons:
         reasons = ", ".join(f"{k} ({v})" for k, v in e.failure_reasons.items())

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 import time
@@ -269,6 +270,10 @@ class _Tasks:
     symptom: bool
     onset: float | None  # when the slowdown began
     period: Period  # while it lasted: what signals are compared over
+    # Tasks the baseline's rate predicts in the window but that never reached the agent (0 when
+    # it served at least 30 % of them): an agent that is down or hung fails no task, it has none.
+    missing: float = 0.0
+    expected: float = 0.0
 
 
 @dataclass
@@ -282,6 +287,7 @@ class _Time:
     callers: dict[str, set[str]]  # service -> the tools that called it
     reasons: Counter[str]  # failure reason -> failed tasks
     used: set[str]  # every category seen in the agent's tasks
+    services: set[str]  # the services the agent's invoke_agent spans ran in
 
     def share(self, matches: Callable[[str], bool]) -> float:
         if self.extra <= 0:
@@ -319,10 +325,6 @@ def _tasks(
         durations = [t.duration for t in fetched]
     else:
         listing = _listing(tempo, agent, window)
-        if not listing:
-            raise ExplainError(
-                f"Tempo has no tasks of {agent} in {clock(window.start)} .. {clock(window.end)}"
-            )
         durations = [_seconds(t) for t in listing]
         slow = sorted((t for t in listing if _seconds(t) > threshold), key=lambda t: -_seconds(t))
         ids = [str(t["traceID"]) for t in slow[:FETCH_WINDOW]]
@@ -342,7 +344,29 @@ def _tasks(
         symptom = is_bad(fetched[0])
         onset, period = fetched[0].start, Period(fetched[0].start, fetched[0].root.end)
     else:
+        # The baseline's rate over the part of it that had tasks (a stack younger than the
+        # baseline has nothing before its first task).
+        first = int(str(base_list[0].get("startTimeUnixNano", 0))) / 1e9
+        expected = len(base_list) / max(60.0, baseline.end - max(first, baseline.start))
+        expected *= window.seconds
         symptom = slow_n + failed_n >= 2 and share >= 0.2 and share >= 3 * base_share
+        if not symptom and expected >= 5 and len(durations) < 0.3 * expected:
+            starts = sorted(int(str(t.get("startTimeUnixNano", 0))) / 1e9 for t in listing)
+            gap = _longest_gap([window.start, *starts, window.end])
+            return _Tasks(
+                len(base_list),
+                base_tasks,
+                _stats(base_durations, base_slow, base_failed),
+                threshold,
+                fetched,
+                [t for t in fetched if is_bad(t)],
+                _stats(durations, slow_n, failed_n),
+                True,
+                gap.start,
+                gap if gap.seconds >= 60 else Period(gap.start, gap.start + 60),
+                expected - len(durations),
+                expected,
+            )
         period = window
         if symptom:
             onset = _onset(explained, is_bad) or min(t.start for t in explained)
@@ -366,7 +390,13 @@ def _tasks(
     )
 
 
-def _time(tasks: _Tasks) -> _Time:
+def _longest_gap(times: list[float]) -> Period:
+    """The longest stretch between consecutive times (sorted, window bounds included)."""
+    start, end = max(itertools.pairwise(times), key=lambda p: p[1] - p[0])
+    return Period(start, end)
+
+
+def _time(tasks: _Tasks, agent: str) -> _Time:
     base = _mean_breakdown(tasks.base_tasks)
     window = _mean_breakdown(tasks.explained)
     deltas = {c: window.get(c, 0.0) - base.get(c, 0.0) for c in {*base, *window}}
@@ -382,6 +412,7 @@ def _time(tasks: _Tasks) -> _Time:
         dict(callers),
         Counter(str(t.root.error_type or "error") for t in tasks.explained if t.failed),
         set(base) | set(window),
+        {s.service for t in [*tasks.explained, *tasks.base_tasks] for s in t.agent_spans(agent)},
     )
 
 
@@ -428,6 +459,16 @@ def _cause(
         linked = []  # a model the agent does not use cannot fail its tasks
     fail_share = sum(t.reasons[r] for r in linked) / max(1, len(tasks.explained))
     relevance = min(1.0, max(t.share(matches), fail_share))
+    if tasks.missing and (signal.kind == "queue" or _is_own(s.labels, agent, t)):
+        # The agent served too few tasks: what happened to the agent itself (or the queue that
+        # held its tasks) is where the missing ones went.
+        relevance = max(relevance, min(1.0, tasks.missing / tasks.expected))
+        missing_note = (
+            f"{agent} served {tasks.expected - tasks.missing:.0f} of the ~{tasks.expected:.0f} "
+            "tasks its baseline rate predicts; this is about the agent itself (or its queue)"
+        )
+    else:
+        missing_note = ""
     began = level.onset
     if began is not None and signal.measured_at_end:
         began -= level.peak  # the slow calls that raised it started that much earlier
@@ -460,6 +501,8 @@ def _cause(
                 f"{traces.label(c)}{via} vs {t.base.get(c, 0):.2f} s at baseline: "
                 f"{d / t.extra:.0%} of the extra time"
             )
+    if missing_note:
+        evidence.append(missing_note)
     if linked:
         evidence.append(
             f"{sum(t.reasons[r] for r in linked)} of {len(tasks.explained)} slow/failed tasks "
@@ -505,6 +548,13 @@ def _top_errors(loki: Loki, service: str, period: Period, n: int = 3) -> list[st
         for _, line in stream.get("values", [])
     )
     return [f"{count} x {message!r}" for message, count in counts.most_common(n)]
+
+
+def _is_own(labels: dict[str, str], agent: str, t: _Time) -> bool:
+    """A series about the agent itself: its name, or the service its invoke_agent spans ran in."""
+    if labels.get("gen_ai_agent_name", "").lower() == agent.lower():
+        return True
+    return labels.get("service_name", "") in t.services
 
 
 def _candidates(
@@ -596,8 +646,8 @@ def explain(
 ) -> Explanation:
     """The four steps of the module docstring."""
     tasks = _tasks(tempo, agent, window, baseline, trace_id)
-    t = _time(tasks)
-    parts = _parts(t)
+    t = _time(tasks, agent)
+    parts = _parts(t) if tasks.explained else []  # nothing slow or failed to break down
     unchecked: list[str] = []
     found = _candidates(agent, window, baseline, prom, loki, tasks, t, unchecked)
     if tasks.symptom:
@@ -608,6 +658,7 @@ def explain(
         for cause in others:
             cause.confidence = "unlikely"
     summary = _summary(
+        tasks,
         agent,
         tasks.symptom,
         tasks.window_stats,
@@ -643,6 +694,7 @@ def sig_match(cause: Cause, agent: str) -> Callable[[str], bool]:
 
 
 def _summary(
+    tasks: _Tasks,
     agent: str,
     symptom: bool,
     window: TaskStats,
@@ -651,12 +703,21 @@ def _summary(
     causes: list[Cause],
     parts: list[Part],
 ) -> str:
-    med = f"median {window.median_s:.1f} s vs {base.median_s:.1f} s at baseline"
+    med = f"median {window.median_s or 0:.1f} s vs {base.median_s or 0:.1f} s at baseline"
     if not symptom:
         return (
             f"{agent}'s tasks are in line with its baseline ({med}; {window.slow} of "
             f"{window.count} above {threshold:.1f} s, {window.failed} failed): "
             "no significant cause."
+        )
+    if tasks.missing:
+        text = (
+            f"{agent} served {window.count} task(s) where its baseline rate predicts "
+            f"{tasks.expected:.0f}; none from {clock(tasks.period.start)} for "
+            f"{tasks.period.seconds:.0f} s."
+        )
+        return text + (
+            f" Most likely cause: {causes[0].title}." if causes else " No signal explains it."
         )
     where = next((p for p in parts if p.delta_s > 0), None)
     state = "failing" if window.failed > window.slow else "slow"

@@ -142,3 +142,11 @@ def test_every_signal_has_a_place_in_the_tie_order() -> None:
     from atalaia.explain import TIE_ORDER
 
     assert sorted(TIE_ORDER) == sorted(s.kind for s in sig.SIGNALS)
+
+
+def test_the_longest_gap_is_where_an_agent_served_nothing() -> None:
+    from atalaia.explain import Period, _longest_gap
+
+    # Window 0..300, tasks at 10, 20, 30, then nothing until 250: the gap is 30..250.
+    assert _longest_gap([0, 10, 20, 30, 250, 300]) == Period(30, 250)
+    assert _longest_gap([0, 300]) == Period(0, 300)  # no task at all
