@@ -43,6 +43,8 @@ TIE_ORDER = (
     "llm_tokens",
     "llm_calls",
     "budget",
+    "agent_down",
+    "off_shift",
     "restarts",
     "host_cpu",
     "host_memory",
@@ -219,6 +221,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:.2f} s"
     if unit == "tokens/s":
         return f"{value:,.0f} tokens/s"
+    if unit == "":  # a 0/1 state averaged over time
+        return f"{value:.0%} of the time"
     if unit == "/s":
         return f"{value * 60:.1f}/min"
     return f"{value:.2f} {unit}"

@@ -234,6 +234,26 @@ SIGNALS: tuple[Signal, ...] = (
         key=("gen_ai_agent_name",),
         absent_is_zero=True,
     ),
+    # Gauges that fall when something is wrong, turned around so that a rise is the change:
+    # they explain no time, only tasks an agent did not serve (see explain._is_own).
+    Signal(
+        "agent_down",
+        "{gen_ai_agent_name} down",
+        "1 - max by (gen_ai_agent_name) (orchestrator_agent_up)",
+        "",
+        0.5,
+        _nothing,
+        key=("gen_ai_agent_name",),
+    ),
+    Signal(
+        "off_shift",
+        "{gen_ai_agent_name} off shift",
+        "1 - max by (gen_ai_agent_name) (orchestrator_agent_on_shift)",
+        "",
+        0.5,
+        _nothing,
+        key=("gen_ai_agent_name",),
+    ),
     Signal(
         "budget",
         "budget throttling of {atalaia_department}",

@@ -43,6 +43,8 @@ def explain(
     out, err = capsys.readouterr()
     assert status == 0, f"atalaia {' '.join(argv)} exited {status}: {err}"
     result: dict[str, Any] = json.loads(out)
+    # Every candidate query ran (a query the backend rejects would be "not checked").
+    assert not [u for u in result["uncertainty"] if "not checked" in u], result["uncertainty"]
     print(json.dumps({k: result[k] for k in ("summary", "uncertainty")}, indent=1))
     for cause in result["causes"]:
         print(f"{cause['score']:.2f} {cause['title']}: {cause['evidence'][0]}")
