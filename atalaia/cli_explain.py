@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from atalaia import explain as ex
+from atalaia import traces
 from atalaia.backends import (
     BackendError,
     Loki,
@@ -60,8 +61,6 @@ def _check(args: argparse.Namespace) -> str | None:
 
 def _trace_agent(tempo: Tempo, trace_id: str, agent: str | None) -> tuple[str, float]:
     """The trace's start, and its agent (the one given, or the trace's only agent)."""
-    from atalaia import traces
-
     parsed = traces.parse(trace_id, tempo.trace(trace_id))
     if parsed is None:
         raise ex.ExplainError(f"trace {trace_id} has no spans")

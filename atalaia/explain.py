@@ -26,6 +26,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from atalaia import explain_signals as sig
 from atalaia import traces
@@ -174,7 +175,7 @@ def _fetch(tempo: Tempo, ids: list[str]) -> list[traces.Trace]:
 
 def _listing(tempo: Tempo, agent: str, period: Period) -> list[dict[str, object]]:
     found = tempo.search(_agent_query(agent), period.start, period.end, limit=SEARCH_LIMIT)
-    return [t for t in found if period.start <= int(str(t.get("startTimeUnixNano", 0))) / 1e9]
+    return [t for t in found if period.start <= _start(t)]
 
 
 def _failed_ids(tempo: Tempo, agent: str, period: Period) -> set[str]:
@@ -229,8 +230,6 @@ def _fmt(value: float, unit: str) -> str:
 
 
 def clock(t: float) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
@@ -300,7 +299,13 @@ class _Time:
 
 
 def _seconds(t: dict[str, object]) -> float:
+    """A search result's duration in seconds."""
     return float(str(t.get("durationMs", 0))) / 1e3
+
+
+def _start(t: dict[str, object]) -> float:
+    """A search result's start, Unix seconds."""
+    return int(str(t.get("startTimeUnixNano", 0))) / 1e9
 
 
 def _tasks(
@@ -313,7 +318,7 @@ def _tasks(
             f"{clock(baseline.end)}: nothing to compare with (choose another baseline with "
             "--baseline-from/--baseline-to, or check the agent's name)"
         )
-    base_list.sort(key=lambda t: int(str(t.get("startTimeUnixNano", 0))))
+    base_list.sort(key=_start)
     every = max(1, len(base_list) // FETCH_BASELINE)  # an even sample over the baseline
     base_tasks = _fetch(tempo, [str(t["traceID"]) for t in base_list[::every][:FETCH_BASELINE]])
     base_durations = [_seconds(t) for t in base_list]
@@ -344,35 +349,23 @@ def _tasks(
     failed_n = sum(t.failed for t in fetched)
     share = (slow_n + failed_n) / max(1, len(durations))
     onset: float | None = None
+    expected = missing = 0.0
     if trace_id is not None:
         symptom = is_bad(fetched[0])
         onset, period = fetched[0].start, Period(fetched[0].start, fetched[0].root.end)
     else:
         # The baseline's rate over the part of it that had tasks (a stack younger than the
         # baseline has nothing before its first task).
-        first = int(str(base_list[0].get("startTimeUnixNano", 0))) / 1e9
+        first = _start(base_list[0])
         expected = len(base_list) / max(60.0, baseline.end - max(first, baseline.start))
         expected *= window.seconds
         symptom = slow_n + failed_n >= 2 and share >= 0.2 and share >= 3 * base_share
-        if not symptom and expected >= 5 and len(durations) < 0.3 * expected:
-            starts = sorted(int(str(t.get("startTimeUnixNano", 0))) / 1e9 for t in listing)
-            gap = _longest_gap([window.start, *starts, window.end])
-            return _Tasks(
-                len(base_list),
-                base_tasks,
-                _stats(base_durations, base_slow, base_failed),
-                threshold,
-                fetched,
-                [t for t in fetched if is_bad(t)],
-                _stats(durations, slow_n, failed_n),
-                True,
-                gap.start,
-                gap if gap.seconds >= 60 else Period(gap.start, gap.start + 60),
-                expected - len(durations),
-                expected,
-            )
         period = window
-        if symptom:
+        if not symptom and expected >= 5 and len(durations) < 0.3 * expected:
+            symptom, missing = True, expected - len(durations)
+            period = _longest_gap([window.start, *sorted(map(_start, listing)), window.end])
+            onset = period.start
+        elif symptom:
             onset = _onset(explained, is_bad) or min(t.start for t in explained)
             # Until the last slow task ended, even after the window: a slow call started in
             # the window is measured (a latency histogram, for one) only when it ends.
@@ -391,6 +384,8 @@ def _tasks(
         symptom,
         onset,
         period,
+        missing,
+        expected,
     )
 
 
