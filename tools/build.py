@@ -1,7 +1,9 @@
 """`make tools`: build every pinned upstream server from its Go module into the tool cache.
 
-Idempotent: a component whose binaries exist and whose inputs (wrapper go.mod/go.sum, or the
-collector manifest) are unchanged is skipped. Builds go to a temporary directory that is
+Every build is `go build -mod=readonly` of a module locked in tools/go/<component> (go.mod and
+go.sum, written by tools.pin): nothing is resolved at build time, so the same pins give the same
+binaries on any day. Idempotent: a component whose binaries exist and whose locked module is
+unchanged is skipped. Builds go to a temporary directory that is
 renamed into place only on success, so an interrupted build never leaves a half-built tool.
 """
 
@@ -109,29 +111,11 @@ def build_go_component(c: up.Component, work: Path) -> None:
         )
 
 
-def build_collector(c: up.Component, work: Path) -> None:
-    env = go_env()
-    env["GOBIN"] = str(work / "bin")
-    env["GOFLAGS"] = ""  # ocb manages the generated module's go.mod itself
-    run("otelcol/ocb", ["go", "install", f"{c.module}@{c.module_version}"], work, env)
-    (work / "bin" / "builder").rename(work / "bin" / "ocb")
-    shutil.copy(up.COLLECTOR_MANIFEST, work / "manifest.yaml")
-    ldflags = "-s -w"
-    run(
-        "otelcol/otelcol-atalaia",
-        [str(work / "bin" / "ocb"), "--config", "manifest.yaml", f"--ldflags={ldflags}"],
-        work,
-        env,
-    )
-    (work / "build" / "otelcol-atalaia").rename(work / "bin" / "otelcol-atalaia")
-    shutil.rmtree(work / "build")  # generated sources; the binary is all we keep
-
-
 def build(c: up.Component) -> None:
     work = c.dir.with_name(c.dir.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     (work / "bin").mkdir(parents=True)
-    (build_collector if c.name == "otelcol" else build_go_component)(c, work)
+    build_go_component(c, work)
     shutil.rmtree(work / "src", ignore_errors=True)
     (work / STAMP).write_text(c.inputs_digest() + "\n")
     shutil.rmtree(c.dir, ignore_errors=True)

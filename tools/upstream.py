@@ -55,7 +55,7 @@ class Component:
     name: str
     version: str  # the release version the binary reports, e.g. 3.15.0
     module: str  # Go module path
-    module_version: str  # Go module version (differs from `version` for Prometheus and Tempo)
+    module_version: str  # Go module version (differs from `version` for Prometheus)
     binaries: dict[str, str]  # binary name -> Go package to build
     version_args: dict[str, list[str]]  # binary name -> args that print its version
     ldflags: list[str] = field(default_factory=list)
@@ -74,16 +74,14 @@ class Component:
 
     @property
     def wrapper(self) -> Path:
-        """The Go module in tools/go/<name> that pins this component and its replaces."""
+        """The locked Go module in tools/go/<name> that `make tools` builds (see tools.pin)."""
         return GO_WRAPPERS / self.name
 
     def inputs_digest(self) -> str:
         """Hash of what the build depends on; a change triggers a rebuild of the same version."""
         h = hashlib.sha256()
-        for f in sorted(self.wrapper.glob("go.*")) if self.wrapper.exists() else []:
+        for f in sorted(self.wrapper.iterdir()) if self.wrapper.exists() else []:
             h.update(f.name.encode() + b"\0" + f.read_bytes())
-        if self.name == "otelcol":
-            h.update(COLLECTOR_MANIFEST.read_bytes())
         h.update(repr((self.binaries, self.ldflags, self.tags, self.ui_stubs)).encode())
         return h.hexdigest()[:16]
 
@@ -119,33 +117,6 @@ def components(pins: dict[str, str] | None = None) -> dict[str, Component]:
         _prometheus_ldflags(p["ALERTMANAGER_VERSION"]),
         ui_stubs=("ui/app/dist",),
     )
-    mod, ver = _split(p["LOKI_MODULE"])
-    out["loki"] = Component(
-        "loki",
-        p["LOKI_VERSION"],
-        mod,
-        ver,
-        {"loki": f"{mod}/cmd/loki"},
-        {"loki": ["-version"]},
-        [
-            f"-X {mod}/pkg/util/build.{k}={v}"
-            for k, v in (
-                ("Version", p["LOKI_VERSION"]),
-                ("Branch", "release"),
-                ("BuildUser", "atalaia"),
-            )
-        ],
-    )
-    mod, ver = _split(p["TEMPO_MODULE"])
-    out["tempo"] = Component(
-        "tempo",
-        p["TEMPO_VERSION"],
-        mod,
-        ver,
-        {"tempo": f"{mod}/cmd/tempo"},
-        {"tempo": ["-version"]},
-        [f"-X main.Version={p['TEMPO_VERSION']}", "-X main.Branch=release"],
-    )
     mod, ver = _split(p["COMPOSE_MODULE"])
     out["compose"] = Component(
         "compose",
@@ -167,13 +138,15 @@ def components(pins: dict[str, str] | None = None) -> dict[str, Component]:
         {"dashboard-linter": []},  # no version flag: tests read its Go build info
         tags="",
     )
-    mod, ver = _split(p["OTELCOL_BUILDER_MODULE"])
+    # The collector distribution that tools.pin generated from the builder manifest; its
+    # build info names the core module at OTELCOL_CORE_VERSION.
     out["otelcol"] = Component(
         "otelcol",
         p["OTELCOL_VERSION"],
-        mod,
-        ver,
-        {"otelcol-atalaia": "(built by the OpenTelemetry Collector Builder)", "ocb": mod},
-        {"otelcol-atalaia": ["--version"], "ocb": ["version"]},
+        "go.opentelemetry.io/collector/otelcol",
+        f"v{p['OTELCOL_CORE_VERSION']}",
+        {"otelcol-atalaia": "."},
+        {"otelcol-atalaia": ["--version"]},
+        tags="",
     )
     return out
