@@ -1,8 +1,11 @@
-"""`atalaia report`: the executive report of seed 003, from real queries.
+"""`atalaia report`: the executive report of seed 003, from real queries to Prometheus.
 
-Tasks done and failed, success rate, LLM cost and cost per successful task, human hours saved and
-ROI (at configurable rates), budget left per department, and the top failure reasons: from the
-orchestrator's `reason` label and from error logs in Loki (grouped by their `error_type`).
+Tasks done and failed (every agent's `invoke_agent` spans, counted by the collector), success
+rate, LLM cost and cost per successful task, human hours saved and ROI (at configurable rates),
+and the top failure reasons: by the failed tasks' `error_type`, and error log records by their
+`error_type` (also counted by the collector). An orchestrator that exposes Atalaia's
+orchestrator series adds its budgets and its own failure reasons; without one those sections
+say so.
 """
 
 from __future__ import annotations
@@ -10,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from atalaia.backends import (
     BackendError,
-    Loki,
     NoData,
     Prometheus,
     add_backend_args,
@@ -24,16 +26,24 @@ from atalaia.backends import (
 )
 
 EXIT_BACKEND, EXIT_NO_DATA = 1, 3
-# Error logs of every service; `detected_level` is Loki's normalised severity.
-ERROR_LOGS = '{service_name=~".+"} | detected_level=~"(?i)error|critical|fatal"'
+TASKS = "atalaia_agent_tasks_total"  # derived from invoke_agent spans (docs/telemetry.md)
 
 
 def queries(since: str) -> dict[str, str]:
     """The PromQL behind every number of the report (the e2e test checks against these names)."""
     return {
-        "tasks_done": f'sum(increase(orchestrator_tasks_total{{status="success"}}[{since}]))',
-        "tasks_failed": f'sum(increase(orchestrator_tasks_total{{status="failure"}}[{since}]))',
+        "tasks": f"sum(increase({TASKS}[{since}]))",
+        "tasks_done": f'sum(increase({TASKS}{{atalaia_task_outcome="success"}}[{since}]))',
+        "tasks_failed": f'sum(increase({TASKS}{{atalaia_task_outcome!="success"}}[{since}]))',
         "cost_usd": f"sum(increase(atalaia_llm_cost_usd_total[{since}]))",
+        "task_errors": (
+            f'sum by (error_type) (increase({TASKS}{{atalaia_task_outcome!="success"}}[{since}]))'
+            " > 0"
+        ),
+        "error_logs": (
+            "sum by (error_type) (increase(atalaia_log_records_total"
+            f'{{atalaia_log_severity="error"}}[{since}])) > 0'
+        ),
         "failure_reasons": (
             f"sum by (reason) (increase(orchestrator_task_failures_total[{since}])) > 0"
         ),
@@ -41,10 +51,6 @@ def queries(since: str) -> dict[str, str]:
         "budget_limit": "max by (atalaia_department) (orchestrator_budget_limit_usd)",
         "budget_spent": "max by (atalaia_department) (orchestrator_budget_spent_usd)",
     }
-
-
-def log_query(since: str) -> str:
-    return f"sum by (error_type) (count_over_time({ERROR_LOGS} [{since}]))"
 
 
 @dataclass
@@ -69,10 +75,10 @@ class Report:
     human_hours_saved: float
     human_cost_equivalent_usd: float
     roi: float | None  # human cost equivalent / LLM cost
-    budgets: list[Budget]
-    failure_reasons: dict[str, float]  # orchestrator's reason label -> failed tasks
-    error_logs: dict[str, int] | None  # error_type -> error log lines; None: Loki failed
-    warnings: list[str] = field(default_factory=list)
+    budgets: list[Budget] | None  # None: no orchestrator reports budgets
+    task_errors: dict[str, float]  # error_type of the failed tasks -> tasks
+    failure_reasons: dict[str, float] | None  # orchestrator's reason -> tasks; None: none runs
+    error_logs: dict[str, float]  # error_type -> error log records
 
 
 def _value(prom: Prometheus, q: str, at: float) -> float:
@@ -82,46 +88,46 @@ def _value(prom: Prometheus, q: str, at: float) -> float:
         return 0.0
 
 
+def _by(prom: Prometheus, q: str, label: str, at: float) -> dict[str, float]:
+    """label value -> value, largest first; a missing label is "(unset)"."""
+    out = {s.labels.get(label) or "(unset)": s.value for s in prom.query(q, at)}
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def build(
     prom: Prometheus,
-    loki: Loki | None,
     since: str,
     at: float,
     human_rate: float,
     minutes_per_task: float,
 ) -> Report:
     q = queries(since)
-    total = prom.query(f"sum(increase(orchestrator_tasks_total[{since}]))", at)
-    if not total:
+    if not prom.query(q["tasks"], at):
         raise NoData(
             prom.backend,
             prom.url,
-            f"no orchestrator_tasks_total series in the {since} before "
-            f"{_when(at)}: is the orchestrator being scraped?",
+            f"no {TASKS} series in the {since} before {_when(at)}: have the agents sent "
+            "invoke_agent spans to the collector?",
         )
     done, failed = _value(prom, q["tasks_done"], at), _value(prom, q["tasks_failed"], at)
     cost = _value(prom, q["cost_usd"], at)
     finished = done + failed
     hours = done * minutes_per_task / 60
     human_cost = hours * human_rate
-    reasons = {
-        s.labels.get("reason", "unknown"): s.value for s in prom.query(q["failure_reasons"], at)
-    }
-    limits = {
-        s.labels.get("atalaia_department", ""): s.value for s in prom.query(q["budget_limit"], at)
-    }
-    spent = {
-        s.labels.get("atalaia_department", ""): s.value for s in prom.query(q["budget_spent"], at)
-    }
+    # What only an orchestrator knows: budgets and its own failure reasons.
+    orchestrated = bool(prom.query("count(orchestrator_tasks_total)", at))
+    limits = _by(prom, q["budget_limit"], "atalaia_department", at)
+    spent = _by(prom, q["budget_spent"], "atalaia_department", at)
+    remaining = prom.query(q["budget_remaining"], at)
     budgets = sorted(
         (
             Budget(dep, s.value, limits.get(dep), spent.get(dep))
-            for s in prom.query(q["budget_remaining"], at)
+            for s in remaining
             if (dep := s.labels.get("atalaia_department", ""))
         ),
         key=lambda b: b.remaining_ratio,
     )
-    report = Report(
+    return Report(
         at=at,
         since=since,
         tasks_done=done,
@@ -134,18 +140,11 @@ def build(
         human_hours_saved=hours,
         human_cost_equivalent_usd=human_cost,
         roi=human_cost / cost if cost > 0 else None,
-        budgets=budgets,
-        failure_reasons=dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
-        error_logs=None,
+        budgets=budgets if remaining else None,
+        task_errors=_by(prom, q["task_errors"], "error_type", at),
+        failure_reasons=_by(prom, q["failure_reasons"], "reason", at) if orchestrated else None,
+        error_logs=_by(prom, q["error_logs"], "error_type", at),
     )
-    if loki is not None:
-        try:
-            logs = loki.query(log_query(since), at)
-            counts = {s.labels.get("error_type") or "(unset)": round(s.value) for s in logs}
-            report.error_logs = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
-        except BackendError as e:
-            report.warnings.append(f"failure reasons from logs unavailable: {e}")
-    return report
 
 
 def _when(at: float) -> str:
@@ -200,12 +199,14 @@ def _lines(r: Report, md: bool) -> list[str]:
         else:
             out += ["", name.upper()]
             out += [f"  {k + ':':<20}{v}" for k, v in rows]
+    bullet = "-" if md else " "
     out += ["", "## Budget left today" if md else "BUDGET LEFT TODAY"]
     if md:
         out += ["", "| department | left | spent | limit |", "|---|---:|---:|---:|"]
-    if not r.budgets:
-        out.append("no budget series" if not md else "| (no budget series) | | | |")
-    for b in r.budgets:
+    if r.budgets is None:
+        none = "no orchestrator reports budgets (orchestrator_budget_* series)"
+        out.append(f"| ({none}) | | | |" if md else f"  {none}")
+    for b in r.budgets or []:
         left = f"{b.remaining_ratio * 100:.0f}%"
         if md:
             out.append(
@@ -219,20 +220,19 @@ def _lines(r: Report, md: bool) -> list[str]:
     out += ["", "## Top failure reasons" if md else "TOP FAILURE REASONS"]
     if md:
         out.append("")
-    if r.failure_reasons:
-        out.append("Failed tasks by reason (orchestrator):")
-        out += [
-            f"{'-' if md else ' '} {k}: {v:,.0f}" for k, v in list(r.failure_reasons.items())[:5]
-        ]
+    if r.task_errors:
+        out.append("Failed tasks by error type:")
+        out += [f"{bullet} {k}: {v:,.0f}" for k, v in list(r.task_errors.items())[:5]]
     else:
         out.append("No failed tasks.")
-    if r.error_logs is None:
-        out.append("Error logs: unavailable (see warnings).")
-    elif r.error_logs:
-        out.append("Error log lines by error type (Loki):")
-        out += [f"{'-' if md else ' '} {k}: {v:,}" for k, v in list(r.error_logs.items())[:5]]
+    if r.failure_reasons:
+        out.append("Failed tasks by reason (orchestrator):")
+        out += [f"{bullet} {k}: {v:,.0f}" for k, v in list(r.failure_reasons.items())[:5]]
+    if r.error_logs:
+        out.append("Error log records by error type:")
+        out += [f"{bullet} {k}: {v:,.0f}" for k, v in list(r.error_logs.items())[:5]]
     else:
-        out.append("No error log lines.")
+        out.append("No error log records.")
     alerts = []
     if r.budgets and min(b.remaining_ratio for b in r.budgets) < 0.2:
         low = ", ".join(b.department for b in r.budgets if b.remaining_ratio < 0.2)
@@ -243,8 +243,6 @@ def _lines(r: Report, md: bool) -> list[str]:
     if md:
         out.append("")
     out += [f"- {a}" for a in alerts] or ["- Nothing needs attention."]
-    if r.warnings:
-        out += ["", "Warnings:", *(f"- {w}" for w in r.warnings)]
     return out
 
 
@@ -267,8 +265,8 @@ def _positive(text: str) -> float:
 def _run(args: argparse.Namespace) -> int:
     at = now_or(args.at)
     try:
-        with Prometheus(args.prometheus_url) as prom, Loki(args.loki_url) as loki:
-            report = build(prom, loki, args.since, at, args.human_rate, args.minutes_per_task)
+        with Prometheus(args.prometheus_url) as prom:
+            report = build(prom, args.since, at, args.human_rate, args.minutes_per_task)
     except NoData as e:
         print(f"atalaia report: no data: {e}", file=sys.stderr)
         return EXIT_NO_DATA
@@ -276,18 +274,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"atalaia report: {e}", file=sys.stderr)
         return EXIT_BACKEND
     print(format_report(report, args.format))
-    for w in report.warnings:
-        print(f"atalaia report: {w}", file=sys.stderr)
-    return EXIT_BACKEND if report.warnings else 0
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "report",
         help="executive report: tasks, success rate, cost, hours saved, ROI, budgets, failures",
-        description="The executive report (seed 003) over --since, from Prometheus and Loki. "
-        "Exit 1 when a backend fails (the report is still printed if only Loki failed), "
-        "3 when Prometheus has no task data for the period.",
+        description="The executive report (seed 003) over --since, from Prometheus. "
+        "Exit 1 when Prometheus fails, 3 when it has no task data for the period.",
     )
     p.add_argument("--since", type=parse_duration, default="24h", help="period (default 24h)")
     p.add_argument("--format", choices=("text", "markdown", "json"), default="text")
@@ -303,5 +298,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         default=15.0,
         help="minutes a person would take per task (default 15)",
     )
-    add_backend_args(p, loki=True)
+    add_backend_args(p)
     p.set_defaults(func=_run)

@@ -267,12 +267,13 @@ SIGNALS: tuple[Signal, ...] = (
     Signal(
         "error_logs",
         "error logs of {service_name}",
-        'sum by (service_name) (count_over_time({service_name=~".+"}'
-        ' | detected_level=~"(?i)error|critical|fatal" [1m]))',
+        # Error and fatal records per minute, counted by the collector from the records
+        # themselves (atalaia_log_records_total): Loki is not needed to rank them.
+        "sum by (service_name) (rate(atalaia_log_records_total"
+        f'{{atalaia_log_severity="error"}}[{RATE}])) * 60',
         "lines/min",
         3.0,
         _failed_attempts,
-        backend="loki",
         key=("service_name",),
         absent_is_zero=True,
     ),

@@ -5,8 +5,12 @@ volume. Run natively, the same files need two rewrites, made in a copy and nowhe
 
 - host names: compose service names (`loki:3100`) and wildcard binds (`0.0.0.0:4317`) become
   127.0.0.1, because every service runs on this machine and must listen on loopback only;
-- container paths: the mount points (`/etc/prometheus`, `/loki`, `/var/tempo`, ...) become
+- container paths: the mount points (`/etc/prometheus`, `/var/lib/otelcol`, ...) become
   directories under the native state dir.
+
+Loki and Tempo are not part of the native stack (they exist only as container images); the
+collector's exporters still send to `loki:3100` and `tempo:4417`, where the native log and
+trace store (otel-collector/native-store.yaml) listens instead.
 """
 
 from __future__ import annotations
@@ -34,8 +38,6 @@ CONFIG_MOUNTS = {
     "otel-collector": "/etc/otelcol",
     "prometheus": "/etc/prometheus",
     "alertmanager": "/etc/alertmanager",
-    "loki": "/etc/loki",
-    "tempo": "/etc/tempo",
 }
 
 # Store name -> the container path of its named volume.
@@ -43,8 +45,6 @@ DATA_MOUNTS = {
     "otelcol": "/var/lib/otelcol",
     "prometheus": "/prometheus",
     "alertmanager": "/alertmanager",
-    "loki": "/loki",
-    "tempo": "/var/tempo",
 }
 
 # The files whose text is rewritten; everything else in a config directory (rules, templates,
@@ -52,10 +52,9 @@ DATA_MOUNTS = {
 MAIN_CONFIGS = (
     "otel-collector/config.yaml",
     "otel-collector/config.auth.yaml",
+    "otel-collector/native-store.yaml",
     "prometheus/prometheus.yml",
     "alertmanager/alertmanager.yml",
-    "loki/loki.yaml",
-    "tempo/tempo.yaml",
 )
 
 _HOST_RE = re.compile(r"\b(?:" + "|".join(map(re.escape, HOSTS)) + r"):(\d+)\b")
@@ -75,14 +74,15 @@ def path_map(config_dir: Path, data_dir: Path) -> dict[str, str]:
 
 
 def rewrite_paths(text: str, mapping: dict[str, str]) -> str:
-    """Replace container paths that start a YAML value (after a space, quote, `[`, `=`, `,`).
+    """Replace container paths that start a YAML value (after a space, quote, `[`, `=`, `,`, or
+    the `:` of a `${file:...}` include).
 
-    A path inside a URL (`http://loki:3100/loki/api`) is preceded by neither, so it is kept.
+    A path inside a URL (`http://loki:3100/loki/api`) is preceded by none of them, so it is kept.
     """
     # Longest first, so /var/lib/otelcol wins over any shorter prefix.
     keys = sorted(mapping, key=len, reverse=True)
     pattern = re.compile(
-        r"(?<=[\s\"'\[=,])(" + "|".join(map(re.escape, keys)) + r")(?=[/\s\"'\],]|$)",
+        r"(?<=[\s\"'\[=,:])(" + "|".join(map(re.escape, keys)) + r")(?=[/\s\"'\],]|$)",
         re.MULTILINE,
     )
     return pattern.sub(lambda m: mapping[m.group(1)], text)

@@ -8,8 +8,13 @@
 and returns, leaving the processes running in the background. `down` stops them: SIGTERM, then
 SIGKILL after a deadline. State lives in $ATALAIA_NATIVE_DIR, else
 ${XDG_STATE_HOME:-~/.local/state}/atalaia/native: config/ (the rewritten copy), data/<store>,
-logs/<service>.log and stack.json (pids). Grafana only exists as a container image, so it is
-listed as not available natively rather than faked.
+logs/<service>.log and stack.json (pids).
+
+Grafana, Loki and Tempo exist only as container images (and are AGPL-licensed: this project does
+not build them), so they are listed as missing rather than faked. The collector still sends logs
+and traces to where Loki and Tempo would listen; the native log and trace store, a second
+collector (otel-collector/native-store.yaml), writes them to rotating OTLP JSON files under
+data/otelcol/store.
 
 tests/e2e/conftest.py drives the same NativeStack class as a pytest session fixture.
 """
@@ -102,28 +107,14 @@ SERVICES: tuple[Service, ...] = (
         {"alertmanager": f"{LOCAL}:9093"},
     ),
     Service(
-        "loki",
+        "log-trace-store",
         lambda cfg, _data: [
-            _bin("loki"),
-            f"-config.file={cfg / 'loki/loki.yaml'}",
+            _bin("otelcol", "otelcol-atalaia"),
+            f"--config={cfg / 'otel-collector/native-store.yaml'}",
         ],
-        f"{LOCAL}:3100/ready",
-        (3100, 9096),
-        {"loki": f"{LOCAL}:3100"},
-    ),
-    Service(
-        "tempo",
-        lambda cfg, _data: [
-            _bin("tempo"),
-            f"-config.file={cfg / 'tempo/tempo.yaml'}",
-        ],
-        f"{LOCAL}:3200/ready",
-        (3200, 9097, 4417, 4418, 7947),  # 7947: memberlist, on loopback
-        {"tempo": f"{LOCAL}:3200"},
-        # Tempo 2.9's query frontend can wait forever at shutdown for a request queue that no
-        # querier drains any more. By then the ingester and metrics-generator have stopped and
-        # everything is in the WAL, so not waiting long for it loses nothing.
-        stop_timeout=8.0,
+        f"{LOCAL}:13134/",
+        (3100, 4417, 13134),  # where Loki's OTLP and Tempo's OTLP gRPC would listen
+        {"log_trace_store": f"{LOCAL}:13134/"},
     ),
     Service(
         "otel-collector",
@@ -157,7 +148,16 @@ SERVICES: tuple[Service, ...] = (
 )
 BY_NAME = {s.name: s for s in SERVICES}
 STOP_FIRST = ("otel-collector", "alert-sink")  # entry points before the backends they feed
-NOT_NATIVE = {"grafana": "not available natively (it only exists as a container image)"}
+# What compose runs and the native stack cannot: each exists only as a container image.
+NOT_NATIVE = {
+    "grafana": "not in the native stack (container image only): no dashboards",
+    "loki": "not in the native stack (container image only): logs go to files, see below",
+    "tempo": "not in the native stack (container image only): traces go to files, see below",
+}
+NATIVE_HINT = (
+    "Grafana, Loki and Tempo run only from their container images: with a Docker engine,"
+    " `make up` starts the whole stack with compose."
+)
 
 
 def default_state_dir() -> Path:
@@ -438,12 +438,14 @@ def _wait_gone(pid: int, timeout: float) -> None:
 
 # -- CLI -----------------------------------------------------------------------------------
 SILENCE_AUTHOR = "atalaia native stack"
+ABSENT_JOBS = "grafana|loki|tempo"  # Prometheus scrape jobs of what the native stack lacks
 
 
-def silence_absent_grafana(alertmanager_url: str, days: int = 365) -> bool:
-    """Silence TargetDown{job="grafana"} in Alertmanager: natively there is no Grafana, so the
-    target is down by design, and a page about it every few hours would teach people to ignore
-    the sink. Visible and removable like any silence; returns False if one was already active."""
+def silence_absent_targets(alertmanager_url: str, days: int = 365) -> bool:
+    """Silence TargetDown for Grafana, Loki and Tempo in Alertmanager: natively they do not run,
+    so their targets are down by design, and a page about them every few hours would teach people
+    to ignore the sink. Visible and removable like any silence; returns False if one was already
+    active."""
     api = f"{alertmanager_url}/api/v2/silences"
     with urllib.request.urlopen(api, timeout=5) as resp:
         for silence in json.load(resp):
@@ -457,12 +459,12 @@ def silence_absent_grafana(alertmanager_url: str, days: int = 365) -> bool:
     body = {
         "matchers": [
             {"name": "alertname", "value": "TargetDown", "isRegex": False, "isEqual": True},
-            {"name": "job", "value": "grafana", "isRegex": False, "isEqual": True},
+            {"name": "job", "value": ABSENT_JOBS, "isRegex": True, "isEqual": True},
         ],
         "startsAt": stamp(now),
         "endsAt": stamp(now + days * 86400),
         "createdBy": SILENCE_AUTHOR,
-        "comment": "Grafana is not part of the native stack (it only exists as a container image).",
+        "comment": "Grafana, Loki and Tempo are not in the native stack (container images only).",
     }
     req = urllib.request.Request(
         api, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
@@ -471,11 +473,20 @@ def silence_absent_grafana(alertmanager_url: str, days: int = 365) -> bool:
         return True
 
 
+def store_files(stack: NativeStack) -> dict[str, Path]:
+    """Where the native log and trace store writes (rotated files sit beside these)."""
+    store = stack.data_dir / "otelcol" / "store"
+    return {"logs": store / "logs.jsonl", "traces": store / "traces.jsonl"}
+
+
 def print_urls(stack: NativeStack) -> None:
     for name, url in stack.urls.items():
         print(f"  {name:<18} {url}")
     for name, why in NOT_NATIVE.items():
         print(f"  {name:<18} {why}")
+    for kind, path in store_files(stack).items():
+        print(f"  {kind + ' (OTLP JSON)':<18} {path}  (rotated at 100 MB, 10 kept, 14 days)")
+    print(f"==> {NATIVE_HINT}")
     if not any(s.name == "alert-sink" for s in stack.services):
         print(f"  {'alert_sink':<18} not started (atalaia.alert_sink is not importable)")
 
@@ -498,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         "--stop-timeout",
         type=float,
         default=None,
-        help="seconds from SIGTERM to SIGKILL on down (default: per service, 20 s; Tempo 8 s)",
+        help="seconds from SIGTERM to SIGKILL on down (default: 20 s per service)",
     )
     parser.add_argument(
         "--timeout",
@@ -513,8 +524,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"==> native stack in {stack.state_dir}")
             seconds = stack.up(timeout=args.timeout)
             print(f"==> ready in {seconds:.1f}s; logs in {stack.logs_dir}")
-            if silence_absent_grafana(stack.urls["alertmanager"]):
-                print('==> silenced TargetDown{job="grafana"}: no Grafana in the native stack')
+            if silence_absent_targets(stack.urls["alertmanager"]):
+                print(f'==> silenced TargetDown{{job=~"{ABSENT_JOBS}"}}: not in the native stack')
             print_urls(stack)
             print("==> stop it with `make down-native`")
         elif args.action == "down":

@@ -67,7 +67,9 @@ class Component:
 
     @property
     def dir(self) -> Path:
-        return cache_root() / f"{self.name}-{self.version}"
+        """<cache>/<name>-<version>-<digest of the locked module>: two checkouts whose locks
+        differ (a branch that re-pinned, say) each keep their own build, never each other's."""
+        return cache_root() / f"{self.name}-{self.version}-{self.inputs_digest()}"
 
     def binary(self, name: str | None = None) -> Path:
         return self.dir / "bin" / (name or next(iter(self.binaries)))

@@ -72,22 +72,22 @@ def definitions(prometheus: str, loki: str, tempo: str, alertmanager: str | None
                     "datasourceUid": "prometheus",
                     "spanStartTimeShift": "-5m",
                     "spanEndTimeShift": "5m",
-                    "tags": [{"key": "service.name", "value": "service"}],
+                    "tags": [{"key": "service.name", "value": "service_name"}],
                     "queries": [
                         {
                             "name": "Request rate",
-                            "query": "sum(rate(traces_spanmetrics_calls_total{$__tags}"
+                            "query": "sum(rate(atalaia_span_calls_total{$__tags}"
                             "[$__rate_interval]))",
                         },
                         {
                             "name": "Error rate",
-                            "query": "sum(rate(traces_spanmetrics_calls_total{$__tags, "
+                            "query": "sum(rate(atalaia_span_calls_total{$__tags, "
                             'status_code="STATUS_CODE_ERROR"}[$__rate_interval]))',
                         },
                         {
                             "name": "p95 latency",
                             "query": "histogram_quantile(0.95, sum by (le) (rate("
-                            "traces_spanmetrics_latency_bucket{$__tags}[$__rate_interval])))",
+                            "atalaia_span_duration_seconds_bucket{$__tags}[$__rate_interval])))",
                         },
                     ],
                 },

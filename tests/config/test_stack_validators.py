@@ -41,27 +41,63 @@ def broken(tmp_path: Path, source: Path, old: str, new: str) -> Path:
 
 
 # -- OpenTelemetry Collector ---------------------------------------------------------------
+def as_mounted(config: Path, tmp_path: Path) -> Path:
+    """A copy of a collector config as compose mounts it: config.yaml includes files of its
+    directory by their container path (`${file:/etc/otelcol/...}`), here the repo's own."""
+    copy = tmp_path / f"mounted-{config.name}"
+    mount = {"/etc/otelcol": str(COLLECTOR.parent)}
+    copy.write_text(native_config.rewrite_paths(config.read_text(), mount))
+    return copy
+
+
 def collector_validate(tool, *configs: Path, token: str | None = None):
     env = {**os.environ, "ATALAIA_OTLP_TOKEN": token or ""}
     args = [f"--config={c}" for c in configs]
     return run([tool("otelcol", "otelcol-atalaia"), "validate", *args], env=env)
 
 
-def test_collector_config_validates(tool) -> None:
-    ok(collector_validate(tool, COLLECTOR))
+def test_collector_config_validates(tool, tmp_path: Path) -> None:
+    ok(collector_validate(tool, as_mounted(COLLECTOR, tmp_path)))
 
 
-def test_collector_config_with_bearer_token_auth_validates(tool) -> None:
-    ok(collector_validate(tool, COLLECTOR, COLLECTOR_AUTH, token="s3cret-test-token"))
+def test_collector_config_with_bearer_token_auth_validates(tool, tmp_path: Path) -> None:
+    configs = (as_mounted(COLLECTOR, tmp_path), COLLECTOR_AUTH)
+    ok(collector_validate(tool, *configs, token="s3cret-test-token"))
 
 
-def test_collector_native_copy_validates(tool, native_copy: Path) -> None:
+def test_collector_native_copies_validate(tool, native_copy: Path) -> None:
     ok(collector_validate(tool, native_copy / "otel-collector" / "config.yaml"))
+    ok(collector_validate(tool, native_copy / "otel-collector" / "native-store.yaml"))
 
 
 def test_collector_validator_rejects_unknown_exporter(tool, tmp_path: Path) -> None:
-    bad = broken(tmp_path, COLLECTOR, "exporters: [otlp_grpc/tempo]", "exporters: [nope]")
-    assert collector_validate(tool, bad).returncode != 0
+    bad = broken(tmp_path, COLLECTOR, "exporters: [otlp_grpc/tempo,", "exporters: [nope,")
+    assert collector_validate(tool, as_mounted(bad, tmp_path)).returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("included", "old", "new"),
+    [
+        # An include that is not valid YAML reaches the collector as a string, not a map.
+        ("derived.yaml", "conditions: &llm_call\n      - '", "conditions: &llm_call [\n      - '"),
+        ("normalise.yaml", 'set(span.attributes["gen_ai.provider.name"]', "set(span.nope["),
+    ],
+)
+def test_collector_validator_rejects_a_broken_include(
+    tool, tmp_path: Path, included: str, old: str, new: str
+) -> None:
+    copy_dir = tmp_path / "otel-collector"
+    copy_dir.mkdir()
+    for f in COLLECTOR.parent.glob("*.yaml"):
+        (copy_dir / f.name).write_text(f.read_text())
+    target = copy_dir / included
+    assert old in target.read_text(), f"{old!r} not in {included}: update this test"
+    target.write_text(target.read_text().replace(old, new, 1))
+    mounted = tmp_path / "config.yaml"
+    mounted.write_text(
+        native_config.rewrite_paths(COLLECTOR.read_text(), {"/etc/otelcol": str(copy_dir)})
+    )
+    assert collector_validate(tool, mounted).returncode != 0
 
 
 # -- Prometheus ------------------------------------------------------------------------------

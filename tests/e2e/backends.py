@@ -1,14 +1,18 @@
-"""Reading telemetry back out of the real backends' HTTP APIs, for e2e tests.
+"""Reading telemetry back out of the stack, for e2e tests: Prometheus's HTTP API, and the files
+the native log and trace store writes in place of Loki and Tempo.
 
 Every read is a poll with a deadline (`eventually`): telemetry takes a moment to travel
-through the collector's batch and retry, and Tempo's metrics-generator writes every 15 s.
+through the collector's batch and retry, and the span-derived metrics are flushed every 15 s.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -73,128 +77,82 @@ class Prometheus:
         return resp.json()["data"]
 
 
-class Loki:
-    def __init__(self, url: str):
-        self.url = url.rstrip("/")
+class Store:
+    """What the collector sent to Loki and Tempo, as the native log and trace store wrote it.
 
-    def query_range(self, logql: str, since: float = 900, limit: int = 5000) -> list[dict]:
-        """Streams matching `logql` in the last `since` seconds, oldest entries first."""
-        now = time.time_ns()
-        resp = httpx.get(
-            f"{self.url}/loki/api/v1/query_range",
-            timeout=10,
-            params={
-                "query": logql,
-                "start": now - int(since * 1e9),
-                "end": now + int(60e9),
-                "limit": limit,
-                "direction": "forward",
-            },
-        )
-        resp.raise_for_status()
-        return resp.json()["data"]["result"]
+    The store (otel-collector/native-store.yaml) listens where Loki's OTLP and Tempo's OTLP gRPC
+    ingest would and writes each request it receives as one line of OTLP JSON, so this is exactly
+    what compose's Loki and Tempo would have been given. Files are read incrementally: each call
+    parses only what was appended (or rotated out) since the last one.
+    """
 
-    def entries(
-        self, logql: str, since: float = 900, limit: int = 5000
-    ) -> list[tuple[dict[str, str], str, dict[str, str]]]:
-        """(index labels, line, structured metadata) of each entry matching `logql`.
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._offsets: dict[Path, int] = {}
+        self._spans: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self._logs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self._by_trace: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        self._lock = threading.Lock()  # the Tempo/Loki stand-in reads from several threads
 
-        Asks Loki to keep the two apart (`categorize-labels`): without it, a query's streams
-        mix index labels, structured metadata and parsed labels into one map.
-        """
-        now = time.time_ns()
-        resp = httpx.get(
-            f"{self.url}/loki/api/v1/query_range",
-            timeout=10,
-            headers={"X-Loki-Response-Encoding-Flags": "categorize-labels"},
-            params={
-                "query": logql,
-                "start": now - int(since * 1e9),
-                "end": now + int(60e9),
-                "limit": limit,
-                "direction": "forward",
-            },
-        )
-        resp.raise_for_status()
-        out = []
-        for stream in resp.json()["data"]["result"]:
-            for value in stream["values"]:
-                meta = value[2].get("structuredMetadata", {}) if len(value) > 2 else {}
-                out.append((stream["stream"], value[1], meta))
-        return out
+    def _read(self) -> None:
+        with self._lock:
+            before = len(self._spans)
+            self._read_files()
+            for resource, span in self._spans[before:]:
+                self._by_trace.setdefault(span["traceId"], []).append((resource, span))
 
-    def lines(self, logql: str, **kw: Any) -> list[str]:
-        return [line for s in self.query_range(logql, **kw) for _, line in s["values"]]
+    def _read_files(self) -> None:
+        # Rotated files (logs-<time>.jsonl) first, oldest first, then the current one.
+        for signal, sink in (("logs", self._logs), ("traces", self._spans)):
+            files = sorted(self.directory.glob(f"{signal}-*.jsonl"))
+            files.append(self.directory / f"{signal}.jsonl")
+            for path in files:
+                if not path.exists():
+                    continue
+                with path.open("rb") as fh:
+                    fh.seek(self._offsets.get(path, 0))
+                    data = fh.read()
+                end = data.rfind(b"\n") + 1  # a line still being written waits for next time
+                self._offsets[path] = self._offsets.get(path, 0) + end
+                for line in data[:end].splitlines():
+                    if line.strip():
+                        sink.extend(_records(json.loads(line)))
 
-    def labels(self) -> list[str]:
-        resp = httpx.get(f"{self.url}/loki/api/v1/labels", timeout=10)
-        resp.raise_for_status()
-        return resp.json().get("data", [])
+    def spans(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(resource attributes, span) of every span received so far; ids as lower-case hex."""
+        self._read()
+        return list(self._spans)
+
+    def trace(self, trace_id: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        self._read()
+        return list(self._by_trace.get(trace_id, []))
+
+    def logs(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """(resource attributes, log record) of every record received so far."""
+        self._read()
+        return list(self._logs)
 
 
-class Tempo:
-    def __init__(self, url: str):
-        self.url = url.rstrip("/")
-
-    def trace(self, trace_id: str) -> dict[str, Any] | None:
-        """The trace (OTLP JSON, v2 API) or None while Tempo does not have it yet."""
-        resp = httpx.get(f"{self.url}/api/v2/traces/{trace_id}", timeout=10)
-        if resp.status_code == 404:
-            return None
-        resp.raise_for_status()
-        return resp.json()
-
-    def spans(self, trace_id: str) -> list[dict[str, Any]]:
-        trace = self.trace(trace_id)
-        if not trace:
-            return []
-        body = trace.get("trace", trace)
-        return [
-            span
-            for rs in body.get("resourceSpans", body.get("batches", []))
-            for ss in rs.get("scopeSpans", [])
-            for span in ss.get("spans", [])
-        ]
-
-    def resource_spans(self, trace_id: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        """(resource attributes, span) for every span of the trace; [] while Tempo lacks it.
-
-        The spans' `traceId`, `spanId` and `parentSpanId` are turned from the base64 of Tempo's
-        OTLP JSON into the lower-case hex that logs, exemplars and TraceQL use.
-        """
-        trace = self.trace(trace_id)
-        if not trace:
-            return []
-        body = trace.get("trace", trace)
-        out = []
-        for rs in body.get("resourceSpans", body.get("batches", [])):
+def _records(request: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(resource attributes, span or log record) of an OTLP JSON export request."""
+    out = []
+    for key, scopes, items in (
+        ("resourceSpans", "scopeSpans", "spans"),
+        ("resourceLogs", "scopeLogs", "logRecords"),
+    ):
+        for rs in request.get(key, []):
             resource = attributes(rs.get("resource", {}))
-            for ss in rs.get("scopeSpans", []):
-                for span in ss.get("spans", []):
-                    ids = {k: hex_id(span.get(k)) for k in ("traceId", "spanId", "parentSpanId")}
-                    out.append((resource, {**span, **ids}))
-        return out
+            for scope in rs.get(scopes, []):
+                for item in scope.get(items, []):
+                    ids = {k: hex_id(item.get(k)) for k in ("traceId", "spanId", "parentSpanId")}
+                    out.append((resource, {**item, **{k: v for k, v in ids.items() if k in item}}))
+    return out
 
-    def metrics_query_range(self, traceql: str, since: float = 900, step: str = "15s") -> list:
-        """TraceQL metrics (`{...} | rate()`): the series, each with its samples."""
-        now = int(time.time())
-        resp = httpx.get(
-            f"{self.url}/api/metrics/query_range",
-            timeout=10,
-            params={"q": traceql, "start": now - int(since), "end": now + 60, "step": step},
-        )
-        resp.raise_for_status()
-        return resp.json().get("series", [])
 
-    def search(self, traceql: str, since: float = 900) -> list[dict[str, Any]]:
-        now = int(time.time())
-        resp = httpx.get(
-            f"{self.url}/api/search",
-            timeout=10,
-            params={"q": traceql, "start": now - int(since), "end": now + 60, "limit": 50},
-        )
-        resp.raise_for_status()
-        return resp.json().get("traces", [])
+def body(record: dict[str, Any]) -> Any:
+    """A log record's body as a Python value."""
+    value = record.get("body", {})
+    return next(iter(value.values()), None) if value else None
 
 
 def hex_id(value: str | None) -> str:

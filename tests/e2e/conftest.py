@@ -1,15 +1,17 @@
 """The `native_stack` session fixture: the real stack as local processes, for every e2e test.
 
-    def test_something(native_stack):
+    def test_something(native_stack, store):
         native_stack.urls["prometheus"]   # http://127.0.0.1:9090
-        native_stack.urls["otlp_grpc"]    # http://127.0.0.1:4317 (also otlp_http, loki, tempo,
-                                          # alertmanager, collector_metrics, alert_sink ...)
-        native_stack.restart("loki")      # stop cleanly, start on the same data, wait ready
+        native_stack.urls["otlp_grpc"]    # http://127.0.0.1:4317 (also otlp_http, alertmanager,
+                                          # collector_metrics, alert_sink ...)
+        store.spans(), store.logs()       # what the collector sent to Loki and Tempo
+        native_stack.restart("log-trace-store")  # stop cleanly, start again, wait ready
 
-It starts collector, Prometheus, Alertmanager, Loki and Tempo (and the alert sink when
-atalaia.alert_sink exists) from the repo's configs in a fresh state directory, waits until all
-are ready and stops them at the end of the session. The ports are fixed (the configs' own), so
-only one stack can run per machine: sessions on the same machine take turns through a lock file.
+It starts the collector, Prometheus, Alertmanager, the native log and trace store (where Loki and
+Tempo would listen) and the alert sink from the repo's configs in a fresh state directory, waits
+until all are ready and stops them at the end of the session. The ports are fixed (the configs'
+own), so only one stack can run per machine: sessions on the same machine take turns through a
+lock file.
 
 The `fleet_run` session fixture (and `fleet_ran`, its start time) runs the demo fleet against
 that stack once for every test that reads what a fleet leaves behind: a baseline, a tour of
@@ -31,9 +33,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.backends import Loki, Prometheus, Tempo
+from tests.e2e.backends import Prometheus, Store
 from tests.e2e.otlp import Telemetry
-from tools.native_stack import NativeStack, StackError
+from tools.native_stack import NativeStack, StackError, store_files
 
 LOCK = Path(tempfile.gettempdir()) / "atalaia-native-stack.lock"
 LOCK_WAIT = float(os.environ.get("ATALAIA_E2E_LOCK_WAIT", "900"))
@@ -81,13 +83,8 @@ def prometheus(native_stack: NativeStack) -> Prometheus:
 
 
 @pytest.fixture(scope="session")
-def loki(native_stack: NativeStack) -> Loki:
-    return Loki(native_stack.urls["loki"])
-
-
-@pytest.fixture(scope="session")
-def tempo(native_stack: NativeStack) -> Tempo:
-    return Tempo(native_stack.urls["tempo"])
+def store(native_stack: NativeStack) -> Store:
+    return Store(store_files(native_stack)["logs"].parent)
 
 
 @pytest.fixture

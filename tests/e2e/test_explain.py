@@ -9,30 +9,44 @@ what was injected, which it does not know:
     those tasks alone (--trace);
 (b) slow_llm on claude-sonnet-4-5: for Sigma the top cause is that model's latency;
 (c) the second half of the quiet start against its first half: no symptom, no significant cause.
+
+Tempo and Loki exist only as container images here: explain reads the traces and error logs the
+real collector sent them, served by tests/e2e/stand_in.py the way their query APIs answer.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from atalaia.backends import Tempo
 from atalaia.cli import main
+from tests.e2e.backends import Store
 from tests.e2e.conftest import FleetRun
-from tools.native_stack import NativeStack
+from tests.e2e.stand_in import serving
 
 pytestmark = pytest.mark.usefixtures("native_stack")
 
 
+@pytest.fixture(scope="module")
+def stand_in(store: Store) -> Iterator[str]:
+    """Tempo's and Loki's query APIs over what the collector sent them."""
+    with serving(store) as url:
+        yield url
+
+
 def explain(
     capsys: pytest.CaptureFixture[str],
+    stand_in: str,
     agent: str | None,
     window: tuple[float, float] | str,
     baseline: tuple[float, float],
 ) -> dict[str, Any]:
-    argv = ["explain", "--json"] + (["--agent", agent] if agent else [])
+    argv = ["explain", "--json", "--tempo-url", stand_in, "--loki-url", stand_in]
+    argv += ["--agent", agent] if agent else []
     if isinstance(window, str):
         argv += ["--trace", window]
     else:
@@ -56,10 +70,10 @@ def quiet(fleet: FleetRun) -> tuple[float, float]:
 
 
 def test_cpu_hog_on_helix_explains_sigma(
-    fleet_run: FleetRun, capsys: pytest.CaptureFixture[str], native_stack: NativeStack
+    fleet_run: FleetRun, capsys: pytest.CaptureFixture[str], stand_in: str
 ) -> None:
     injected, off = fleet_run.phases["cpu_hog"]
-    result = explain(capsys, "Sigma", (injected, off), quiet(fleet_run))
+    result = explain(capsys, stand_in, "Sigma", (injected, off), quiet(fleet_run))
     assert result["symptom"], result["summary"]
     top = result["causes"][0]
     assert (top["kind"], top["labels"].get("gen_ai_agent_name")) == ("cpu", "Helix"), top
@@ -72,21 +86,23 @@ def test_cpu_hog_on_helix_explains_sigma(
     assert "explore?" in top["explore_url"] and "process_cpu_time" in top["query"]
     assert result["examples"] and len(result["examples"][0]["trace_id"]) == 32
     # The Explore link's TraceQL for the slow tasks is valid and finds them.
-    with Tempo(native_stack.urls["tempo"]) as tempo:
+    with Tempo(stand_in) as tempo:
         slow = tempo.search(result["slow_tasks_query"], injected, off, limit=200)
     assert {t["traceID"].zfill(32) for t in slow} & {x["trace_id"] for x in result["examples"]}
 
     # One task by its trace id: the agent comes from the trace, the answer is the same.
     slowest = result["examples"][0]["trace_id"]
-    one = explain(capsys, None, slowest, quiet(fleet_run))
+    one = explain(capsys, stand_in, None, slowest, quiet(fleet_run))
     assert (one["agent"], one["trace_id"], one["symptom"]) == ("Sigma", slowest, True)
     top = one["causes"][0]
     assert (top["kind"], top["labels"].get("gen_ai_agent_name")) == ("cpu", "Helix"), top
 
 
-def test_slow_model_explains_sigma(fleet_run: FleetRun, capsys: pytest.CaptureFixture[str]) -> None:
+def test_slow_model_explains_sigma(
+    fleet_run: FleetRun, capsys: pytest.CaptureFixture[str], stand_in: str
+) -> None:
     injected, off = fleet_run.phases["slow_llm"]
-    result = explain(capsys, "Sigma", (injected, off), quiet(fleet_run))
+    result = explain(capsys, stand_in, "Sigma", (injected, off), quiet(fleet_run))
     assert result["symptom"], result["summary"]
     top = result["causes"][0]
     assert top["kind"] == "llm_latency", top
@@ -101,9 +117,11 @@ def test_slow_model_explains_sigma(fleet_run: FleetRun, capsys: pytest.CaptureFi
 
 @pytest.mark.parametrize("agent", ["Sigma", "Helix"])
 def test_no_fault_no_significant_cause(
-    fleet_run: FleetRun, capsys: pytest.CaptureFixture[str], agent: str
+    fleet_run: FleetRun, capsys: pytest.CaptureFixture[str], stand_in: str, agent: str
 ) -> None:
-    result = explain(capsys, agent, fleet_run.phases["calm"], fleet_run.phases["baseline"])
+    result = explain(
+        capsys, stand_in, agent, fleet_run.phases["calm"], fleet_run.phases["baseline"]
+    )
     assert result["window_tasks"]["count"] >= 3, "too few tasks to say anything"
     assert not result["symptom"], result["summary"]
     assert result["causes"] == []

@@ -6,10 +6,12 @@ cleared) against the native stack:
 - every metric of the catalogue's agent and orchestrator tables is in Prometheus under its
   catalogued series name (histograms as `_bucket`, `_sum` and `_count`), with every catalogued
   label, no label the catalogue does not list (cardinality), and only catalogued label values;
-- Tempo has a trace of one task that holds the orchestrator's `orchestrate_task` span and, below
-  it, an agent's `invoke_agent` span with that agent's `chat` spans;
-- Loki has log lines of that task, from the orchestrator and from the agent, whose structured
-  metadata `trace_id` / `span_id` point at that trace and at spans in it.
+- what the collector sends to Tempo (the native log and trace store's files) has a trace of one
+  task that holds the orchestrator's `orchestrate_task` span and, below it, an agent's
+  `invoke_agent` span with that agent's `chat` spans;
+- what it sends to Loki has log records of that task, from the orchestrator and from the agent,
+  whose `traceId` / `spanId` (Loki's structured metadata `trace_id` / `span_id`) point at that
+  trace and at spans in it.
 
 The catalogue is parsed, not copied: a metric added to a table is checked from then on. Each
 failure lists everything that is missing, not only the first thing.
@@ -25,7 +27,7 @@ from typing import Any
 import pytest
 
 from atalaia.dashboards.contract import CATALOGUE, expand_fragment
-from tests.e2e.backends import Loki, Prometheus, Tempo, attributes, eventually
+from tests.e2e.backends import Prometheus, Store, attributes, body, eventually
 from tests.e2e.conftest import FleetRun
 
 # Resource attributes that Prometheus promotes to labels on every OTLP series (prometheus.yml
@@ -215,7 +217,7 @@ def test_the_catalogue_check_fails_on_what_is_missing(prometheus: Prometheus) ->
     )
 
 
-# --- one task: its trace in Tempo, its logs in Loki ---------------------------------------------
+# --- one task: its trace and its logs, as sent to Tempo and Loki ------------------------------
 @dataclass(frozen=True)
 class TaskTrace:
     trace_id: str
@@ -241,10 +243,10 @@ def task_trace_problems(
 ) -> tuple[list[str], TaskTrace | None]:
     """What this trace lacks to be one task across orchestrator and agent (or the task).
 
-    `spans` are (resource attributes, span) pairs as `Tempo.resource_spans` returns them.
+    `spans` are (resource attributes, span) pairs as `Store.trace` returns them.
     """
     if not spans:
-        return ["not in Tempo (yet)"], None
+        return ["not received (yet)"], None
     parents = {s["spanId"]: s["parentSpanId"] for _, s in spans}
     service = {s["spanId"]: str(r.get("service.name")) for r, s in spans}
     problems = []
@@ -296,18 +298,23 @@ def task_trace_problems(
     return problems, None
 
 
-def find_task_trace(tempo: Tempo, since: float) -> TaskTrace:
-    """The newest finished task (of the last `since` seconds) whose trace holds orchestrator
-    and agent spans."""
-    query = f'{{resource.service.name="{ORCHESTRATOR_SERVICE}" && name=~"orchestrate_task .*"}}'
+def find_task_trace(store: Store, since: float) -> TaskTrace:
+    """The newest finished task (started after `since`, Unix time) whose trace holds
+    orchestrator and agent spans."""
     tried: dict[str, list[str]] = {}
 
     def probe() -> TaskTrace | None:
-        found = tempo.search(query, since=since)
-        assert found, f"Tempo finds no trace for {query}"
-        for hit in sorted(found, key=lambda t: -int(t["startTimeUnixNano"]))[:10]:
-            trace_id = hit["traceID"].zfill(32)  # Tempo's search drops leading zeros
-            problems, task = task_trace_problems(trace_id, tempo.resource_spans(trace_id))
+        roots = [
+            s
+            for r, s in store.spans()
+            if r.get("service.name") == ORCHESTRATOR_SERVICE
+            and s["name"].startswith("orchestrate_task ")
+            and int(s["startTimeUnixNano"]) >= since * 1e9
+        ]
+        assert roots, "no orchestrate_task span received"
+        for root in sorted(roots, key=lambda s: -int(s["startTimeUnixNano"]))[:10]:
+            trace_id = root["traceId"]
+            problems, task = task_trace_problems(trace_id, store.trace(trace_id))
             if task:
                 return task
             tried[trace_id] = problems
@@ -321,8 +328,8 @@ def find_task_trace(tempo: Tempo, since: float) -> TaskTrace:
 
 
 @pytest.fixture(scope="module")
-def task_trace(tempo: Tempo, fleet_run: FleetRun) -> TaskTrace:
-    return find_task_trace(tempo, since=time.time() - fleet_run.started + 60)
+def task_trace(store: Store, fleet_run: FleetRun) -> TaskTrace:
+    return find_task_trace(store, since=fleet_run.started)
 
 
 def test_one_task_has_orchestrator_and_agent_spans_in_one_trace(task_trace: TaskTrace) -> None:
@@ -332,16 +339,13 @@ def test_one_task_has_orchestrator_and_agent_spans_in_one_trace(task_trace: Task
 
 
 def test_the_task_trace_check_fails_on_a_trace_without_an_agent(
-    tempo: Tempo, task_trace: TaskTrace
+    store: Store, task_trace: TaskTrace
 ) -> None:
-    """The same check does go red: on a trace Tempo does not have, and on the real trace with
+    """The same check does go red: on a trace that never arrived, and on the real trace with
     the agent's spans (or only its chat spans) taken out."""
     missing = "0" * 31 + "1"
-    assert task_trace_problems(missing, tempo.resource_spans(missing)) == (
-        ["not in Tempo (yet)"],
-        None,
-    )
-    spans = tempo.resource_spans(task_trace.trace_id)
+    assert task_trace_problems(missing, store.trace(missing)) == (["not received (yet)"], None)
+    spans = store.trace(task_trace.trace_id)
     orchestrator_only = [(r, s) for r, s in spans if r.get("service.name") == ORCHESTRATOR_SERVICE]
     assert task_trace_problems(task_trace.trace_id, orchestrator_only)[0] == [
         "no `invoke_agent ...` span from an agent service below orchestrate_task"
@@ -351,30 +355,26 @@ def test_the_task_trace_check_fails_on_a_trace_without_an_agent(
     assert found is None and problems and all("no `chat ...` span" in p for p in problems)
 
 
-def test_the_task_logs_link_to_its_trace(loki: Loki, task_trace: TaskTrace) -> None:
-    """Log lines of the task carry its trace id and a span id of that trace as structured
-    metadata (not as index labels), from the orchestrator and from the agent."""
-    query = f'{{service_name=~".+"}} | trace_id="{task_trace.trace_id}"'
+def test_the_task_logs_link_to_its_trace(store: Store, task_trace: TaskTrace) -> None:
+    """Log records of the task carry its trace id and a span id of that trace (Loki keeps them
+    as structured metadata, not as index labels: loki/loki.yaml), from the orchestrator and from
+    the agent."""
     wanted = {ORCHESTRATOR_SERVICE, task_trace.agent_service}
 
-    def probe() -> list[tuple[dict[str, str], str, dict[str, str]]] | None:
-        entries = loki.entries(query)
-        services = {labels.get("service_name") for labels, _, _ in entries}
-        assert wanted <= services, f"log lines only from {sorted(map(str, services))}"
-        return entries
+    def probe() -> list[tuple[dict[str, Any], dict[str, Any]]] | None:
+        records = [(r, rec) for r, rec in store.logs() if rec.get("traceId") == task_trace.trace_id]
+        services = {r.get("service.name") for r, _ in records}
+        assert wanted <= services, f"log records only from {sorted(map(str, services))}"
+        return records
 
-    entries = eventually(probe, timeout=DEADLINE_S, what=f"the logs of {task_trace.trace_id}")
+    records = eventually(probe, timeout=DEADLINE_S, what=f"the logs of {task_trace.trace_id}")
     problems = []
-    for labels, line, meta in entries:
-        where = f"{labels.get('service_name')}: {line[:80]!r}"
-        if "trace_id" in labels or "span_id" in labels:
-            problems.append(f"{where}: trace/span id is an index label {labels}")
-        if meta.get("trace_id") != task_trace.trace_id:
-            problems.append(f"{where}: structured metadata trace_id={meta.get('trace_id')!r}")
-        span_service = task_trace.span_ids.get(meta.get("span_id", ""))
-        if span_service != labels.get("service_name"):
+    for resource, record in records:
+        where = f"{resource.get('service.name')}: {str(body(record))[:80]!r}"
+        span_service = task_trace.span_ids.get(record.get("spanId", ""))
+        if span_service != resource.get("service.name"):
             problems.append(
-                f"{where}: span_id={meta.get('span_id')!r} is not a span of this service in "
+                f"{where}: spanId={record.get('spanId')!r} is not a span of this service in "
                 f"the trace (spans: {task_trace.names})"
             )
-    assert not problems, f"{len(problems)} of {len(entries)} lines:\n  " + "\n  ".join(problems)
+    assert not problems, f"{len(problems)} of {len(records)} records:\n  " + "\n  ".join(problems)

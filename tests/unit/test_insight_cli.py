@@ -15,10 +15,10 @@ import pytest
 from atalaia import backends
 from atalaia.backends import Loki, Prometheus, QueryError, Tempo, Unreachable
 from atalaia.cli import build_parser, main
-from atalaia.cli_report import Budget, Report, format_report, log_query, queries
+from atalaia.cli_report import Budget, Report, format_report, queries
 from atalaia.cli_slo import Burn, SLOStatus, error_ratio_expr, format_table
 from atalaia.dashboards.contract import load as load_contract
-from atalaia.dashboards.queries import logql_labels, promql_names
+from atalaia.dashboards.queries import promql_names
 from atalaia.slo import load_spec
 
 
@@ -35,7 +35,7 @@ def closed_port_url() -> str:
 def test_defaults_match_make_up() -> None:
     args = build_parser().parse_args(["report"])
     assert args.prometheus_url == "http://127.0.0.1:9090"
-    assert args.loki_url == "http://127.0.0.1:3100"
+    assert not hasattr(args, "loki_url")  # the report needs Prometheus only
     assert (args.since, args.format, args.human_rate, args.minutes_per_task) == (
         "24h",
         "text",
@@ -59,7 +59,8 @@ def test_defaults_match_make_up() -> None:
         ["report", "--format", "pdf"],
         ["report", "--human-rate", "-5"],
         ["report", "--minutes-per-task", "zero"],
-        ["report", "--loki-url", "loki:3100"],
+        ["report", "--prometheus-url", "prometheus:9090"],
+        ["report", "--loki-url", "http://127.0.0.1:3100"],
     ],
 )
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,8 +141,9 @@ def _report(**kw: object) -> Report:
         human_cost_equivalent_usd=12000.0,
         roi=960.0,
         budgets=[Budget("sales", 0.1, 50.0, 45.0), Budget("research", 0.9, 50.0, 5.0)],
+        task_errors={"TimeoutError": 35.0, "RateLimitError": 15.0},
         failure_reasons={"timeout": 30.0, "llm_error": 20.0},
-        error_logs={"timeout": 31, "(unset)": 4},
+        error_logs={"timeout": 31.0, "(unset)": 4.0},
     )
     base.update(kw)
     return Report(**base)  # type: ignore[arg-type]
@@ -157,11 +159,22 @@ def test_report_text() -> None:
         "  Human hours saved:  300.0 h (15 min per task)\n",
         "  ROI:                960.0x\n",
         "  sales:                10% left ($45.00 of $50.00)\n",
+        "  TimeoutError: 35\n",
         "  timeout: 30\n",
         "- Budget critical: sales below 20 % left",
     ):
         assert fragment in text, (fragment, text)
     assert "Success rate below" not in text
+
+
+def test_report_says_what_needs_an_orchestrator() -> None:
+    """Agents alone: no budgets and no orchestrator reasons, said as such, the rest reported."""
+    text = format_report(_report(budgets=None, failure_reasons=None), "text")
+    assert "no orchestrator reports budgets" in text, text
+    assert "Failed tasks by reason (orchestrator)" not in text
+    assert "  TimeoutError: 35\n" in text and "  Tasks done:         1,200\n" in text
+    md = format_report(_report(budgets=None, failure_reasons=None), "markdown")
+    assert "| (no orchestrator reports budgets" in md
 
 
 def test_report_markdown_and_json() -> None:
@@ -172,7 +185,7 @@ def test_report_markdown_and_json() -> None:
     assert "- Success rate below 90 %" in md
     doc = json.loads(format_report(_report(), "json"))
     assert doc["tasks_done"] == 1200.0 and doc["budgets"][0]["department"] == "sales"
-    assert doc["error_logs"] == {"timeout": 31, "(unset)": 4}
+    assert doc["error_logs"] == {"timeout": 31.0, "(unset)": 4.0}
 
 
 def test_report_queries_use_catalogued_names_only() -> None:
@@ -185,8 +198,7 @@ def test_report_queries_use_catalogued_names_only() -> None:
         labels |= ls
     assert metrics - contract.metrics == set()
     assert labels - contract.labels == set()
-    assert logql_labels(log_query("24h")) - contract.labels - {"detected_level"} == set()
-    assert "orchestrator_tasks_total" in metrics and "atalaia_llm_cost_usd_total" in metrics
+    assert "atalaia_agent_tasks_total" in metrics and "atalaia_log_records_total" in metrics
 
 
 # --- errors ------------------------------------------------------------------------------------
