@@ -10,12 +10,13 @@ option names, their value kinds and documented value lists, never the documentat
 
 Re-run it when a pin in versions.env changes, e.g.:
 
-    python -m tools.config_keys loki --version 3.7.8 --git-dir ~/src/loki.git --rev v3.7.8
-    python -m tools.config_keys tempo --version 2.9.0 --git-dir ~/src/tempo.git --rev v2.9.0 \\
-        --otel-git-dir ~/src/opentelemetry-collector.git --otel-rev v0.132.0
+    python -m tools.config_keys loki --version 3.7.8 --git-dir <loki clone>/.git --rev v3.7.8
+    python -m tools.config_keys tempo --version 2.9.0 --git-dir <tempo clone>/.git --rev v2.9.0 \\
+        --otel-git-dir <opentelemetry-collector clone>/.git
 
-(--docs DIR instead of --git-dir/--rev reads a plain checkout.) The OpenTelemetry Collector
-reference is the one of the otlpreceiver version the Tempo release embeds (its go.mod).
+(--docs DIR instead of --git-dir/--rev reads a checkout as it is.) For Tempo, the OpenTelemetry
+Collector reference is read at the otlpreceiver version Tempo's go.mod requires, unless --otel-rev
+says otherwise. --note adds a line to the header (say why, if the tag read is not the pin's).
 
 Data format (YAML, under `keys:`):
 - a mapping is a block of options;
@@ -450,7 +451,7 @@ class TempoReference:
         for offset, heading, text in fenced_blocks(markdown):
             # Only the reference notation counts: plain YAML blocks are examples, and some of
             # them use names the reference does not document.
-            if not re.search(r"^\s*-?\s*\[\s*[\w.-]*\s*:", text, re.MULTILINE):
+            if not re.search(r"^\s*-?\s*\[\s*[\w.-]*\s*:|:\s+<[^>]+>", text, re.MULTILINE):
                 continue
             if named_start < offset < named_end:
                 self.named[heading.lower()] = parse_reference(text)
