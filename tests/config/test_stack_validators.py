@@ -157,12 +157,6 @@ def test_loki_config_uses_only_documented_options(loki_keys: AllowedKeys) -> Non
     assert config_check.check_file(LOKI, loki_keys) == []
 
 
-def test_loki_native_copy_uses_only_documented_options(
-    loki_keys: AllowedKeys, native_copy: Path
-) -> None:
-    assert config_check.check_file(native_copy / "loki" / "loki.yaml", loki_keys) == []
-
-
 OTLP_ACTION = "limits_config.otlp_config.resource_attributes.attributes_config[0].action"
 
 
@@ -189,12 +183,6 @@ def test_loki_check_rejects_a_broken_copy(
 
 def test_tempo_config_uses_only_documented_options(tempo_keys: AllowedKeys) -> None:
     assert config_check.check_file(TEMPO, tempo_keys) == []
-
-
-def test_tempo_native_copy_uses_only_documented_options(
-    tempo_keys: AllowedKeys, native_copy: Path
-) -> None:
-    assert config_check.check_file(native_copy / "tempo" / "tempo.yaml", tempo_keys) == []
 
 
 @pytest.mark.parametrize(
