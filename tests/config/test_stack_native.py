@@ -39,20 +39,32 @@ def test_no_compose_host_and_no_wildcard_bind_is_left(prepared) -> None:
 def test_container_paths_point_into_the_state_dir(prepared) -> None:
     state, _, data_dir = prepared
     texts = rewritten(prepared)
-    for path in ("/var/lib/otelcol", "/var/tempo", "/etc/alertmanager/secrets"):
+    for path in ("/var/lib/otelcol", "/etc/otelcol", "/etc/alertmanager/secrets"):
         for rel, text in texts.items():
             assert not re.search(rf"(?<![\w/.-]){re.escape(path)}\b", text), (rel, path)
-    assert f"directory: {data_dir / 'otelcol'}/file_storage" in texts["otel-collector/config.yaml"]
-    assert f"path_prefix: {data_dir / 'loki'}" in texts["loki/loki.yaml"]
-    assert f"path: {data_dir / 'tempo'}/wal" in texts["tempo/tempo.yaml"]
+    collector = texts["otel-collector/config.yaml"]
+    assert f"directory: {data_dir / 'otelcol'}/file_storage" in collector
+    # The includes of config.yaml are read from the copy.
+    assert f"${{file:{state / 'config' / 'otel-collector'}/derived.yaml}}" in collector
+    store = texts["otel-collector/native-store.yaml"]
+    assert f"path: {data_dir / 'otelcol'}/store/logs.jsonl" in store
     assert str(state) in texts["alertmanager/alertmanager.yml"]
 
 
 def test_urls_keep_their_paths(prepared) -> None:
     texts = rewritten(prepared)
     assert "endpoint: http://127.0.0.1:3100/otlp" in texts["otel-collector/config.yaml"]
-    assert "url: http://127.0.0.1:9090/api/v1/write" in texts["tempo/tempo.yaml"]
+    assert "endpoint: http://127.0.0.1:9090/api/v1/otlp" in texts["otel-collector/config.yaml"]
     assert "endpoint: 127.0.0.1:4417" in texts["otel-collector/config.yaml"]
+
+
+def test_the_store_listens_where_the_collector_sends_logs_and_traces(prepared) -> None:
+    """Natively, the log and trace store takes what config.yaml's Loki and Tempo exporters
+    send: the same host:port (and Loki's OTLP path)."""
+    texts = rewritten(prepared)
+    store = texts["otel-collector/native-store.yaml"]
+    assert "endpoint: 127.0.0.1:3100" in store and "logs_url_path: /otlp/v1/logs" in store
+    assert "endpoint: 127.0.0.1:4417" in store
 
 
 def test_only_hosts_and_paths_change(prepared) -> None:
