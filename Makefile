@@ -14,7 +14,7 @@ COMPOSE_VERSION := $(shell sed -n 's/^COMPOSE_VERSION=//p' versions.env)
 COMPOSE_CLI := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "$(TOOLS_CACHE)/compose-$(COMPOSE_VERSION)/bin/docker-compose")
 COMPOSE := $(COMPOSE_CLI) --env-file versions.env --env-file .env
 
-.PHONY: help venv tools test test-unit test-config test-e2e lint fmt bench
+.PHONY: help venv tools tools-verify test test-unit test-config test-e2e lint fmt bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +31,9 @@ venv: $(VENV)/.installed ## create the Python virtualenv with the library, demo 
 
 tools: venv ## build the pinned upstream servers from their Go modules into the tool cache
 	$(PY) -m tools.build
+
+tools-verify: ## rebuild every tool from empty Go caches, -mod=readonly: all it needs is locked
+	$(PYTHON) -m tools.build --verify
 
 lint: venv ## ruff lint and format check, mypy --strict on the Python code (not the tests)
 	$(VENV)/bin/ruff check .

@@ -10,11 +10,13 @@ renamed into place only on success, so an interrupted build never leaves a half-
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -122,9 +124,9 @@ def build(c: up.Component) -> None:
     work.rename(c.dir)
 
 
-def main(argv: list[str]) -> None:
+def build_all(names: list[str]) -> None:
     comps = up.components()
-    names = argv or list(comps)
+    names = names or list(comps)
     unknown = [n for n in names if n not in comps]
     if unknown:
         raise SystemExit(f"[tools] unknown component(s) {unknown}; known: {', '.join(comps)}")
@@ -145,6 +147,60 @@ def main(argv: list[str]) -> None:
             log(f"[{i}/{len(todo)}] {c.name} {c.version} built in {time.monotonic() - start:.0f}s")
     if todo:
         log(f"done; tool cache: {root}")
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(names: list[str]) -> None:
+    """`make tools-verify`: build every tool as a brand-new machine would, from empty Go module
+    and build caches into an empty tool cache, with -mod=readonly: a build that needs anything
+    the locks in tools/go do not pin fails here. Then compare each binary with the one the
+    regular cache holds: the same locks must give the same bytes."""
+    names = names or list(up.components())
+    cached = {  # where the regular cache keeps each binary (cache_root() moves below)
+        (c.name, b): c.binary(b) for c in up.components().values() for b in c.binaries
+    }
+    with tempfile.TemporaryDirectory(prefix="atalaia-tools-verify-") as tmp:
+        scratch = Path(tmp)
+        os.environ.update(
+            GOMODCACHE=str(scratch / "gomodcache"),
+            GOCACHE=str(scratch / "gocache"),
+            ATALAIA_TOOLS_DIR=str(scratch / "tools"),
+            GOFLAGS="-mod=readonly",
+        )
+        log(f"verifying from empty caches in {scratch} (this takes the cold-build time)")
+        start = time.monotonic()
+        build_all(names)
+        log(f"all built from empty caches in {time.monotonic() - start:.0f}s")
+        fresh = up.components()
+        differ = []
+        for name in names:
+            for binary in fresh[name].binaries:
+                new, old = fresh[name].binary(binary), cached[(name, binary)]
+                if not old.exists():
+                    log(f"  {name}/{binary}: built; no cached copy to compare with")
+                elif sha256(new) == sha256(old):
+                    log(f"  {name}/{binary}: identical to the cached build")
+                else:
+                    differ.append(f"{name}/{binary}")
+                    log(f"  {name}/{binary}: DIFFERS from the cached build {old}")
+        # The module cache is read-only by design; make it removable.
+        subprocess.run(["chmod", "-R", "u+w", str(scratch)], check=False)
+    if differ:
+        raise SystemExit(f"[tools] not reproducible: {', '.join(differ)}")
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--verify"]:
+        verify(argv[1:])
+    else:
+        build_all(argv)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,17 @@
-"""Every panel's query returns data from the real backends after the demo fleet has run.
+"""Every panel's PromQL query returns data from the real Prometheus after the demo fleet has run.
 
 The demo fleet (demo_agents.launcher) runs against the native stack (the session fixture
 `fleet_ran` of tests/e2e/conftest.py, shared by every fleet test); a phase of faults makes the
 panels that show trouble (errors, retries, timeouts, task splits and fallback, restarts, SLA
 misses, integration errors) move. Then every PromQL query of every dashboard runs as an instant
-and as a range query, every LogQL query on Loki and every TraceQL query on Tempo, with the
-template variables substituted as Grafana would; a parse error or an empty result fails, naming
-the dashboard and the panel.
+and as a range query, with the template variables substituted as Grafana would; a parse error or
+an empty result fails, naming the dashboard and the panel.
+
+The LogQL and TraceQL panels (log and trace tables, drill-downs) read Loki and Tempo, which exist
+here only as container images: Grafana's own grammars parse each of them
+(tests/config/test_dash_queries_parse.py), and what they read is what the collector sends to Loki
+and Tempo, checked field by field in tests/e2e/test_stack_pipeline.py and
+tests/e2e/test_fleet_catalogue.py.
 """
 
 from __future__ import annotations
@@ -25,10 +30,7 @@ AGENT = "Helix"  # gpt-4o: slowed by slow_llm, so it has slow traces
 
 
 def empty(result: dict[str, Any]) -> bool:
-    data = result.get("data", {})
-    if "result" in data:
-        return not data["result"]
-    return not result.get("traces")
+    return not result.get("data", {}).get("result")
 
 
 class Backends:
@@ -48,29 +50,14 @@ class Backends:
         return problems
 
     def requests(self, q: Query, expr: str, now: float) -> list[tuple[str, str, dict[str, Any]]]:
-        start = self.started - 60
-        if q.kind == "promql":
-            api = self.urls["prometheus"] + "/api/v1/"
-            return [
-                ("instant", api + "query", {"query": expr, "time": now}),
-                (
-                    "range",
-                    api + "query_range",
-                    {"query": expr, "start": start, "end": now, "step": 15},
-                ),
-            ]
-        if q.kind == "logql":
-            api = self.urls["loki"] + "/loki/api/v1/"
-            ns = {"start": int(start * 1e9), "end": int(now * 1e9)}
-            if q.instant:
-                return [("instant", api + "query", {"query": expr, "time": ns["end"]})]
-            return [("range", api + "query_range", {"query": expr, **ns, "limit": 100})]
+        api = self.urls["prometheus"] + "/api/v1/"
         return [
+            ("instant", api + "query", {"query": expr, "time": now}),
             (
-                "search",
-                self.urls["tempo"] + "/api/search",
-                {"q": expr, "start": int(start), "end": int(now) + 1, "limit": 20},
-            )
+                "range",
+                api + "query_range",
+                {"query": expr, "start": self.started - 60, "end": now, "step": 15},
+            ),
         ]
 
 
@@ -83,14 +70,15 @@ def all_queries(agent: str, range_s: float) -> list[tuple[Query, str]]:
             "__range": f"{max(60, int(range_s))}s",
         }
         for q in [*panel_queries(board), *variable_queries(board)]:
-            out.append((q, q.substituted(values)))
+            if q.kind == "promql":
+                out.append((q, q.substituted(values)))
     return out
 
 
 def test_every_panel_query_returns_data(native_stack: Any, fleet_ran: float) -> None:
     backends = Backends(native_stack.urls, fleet_ran)
     queries = all_queries(AGENT, time.time() - fleet_ran)
-    assert {q.kind for q, _ in queries} == {"promql", "logql", "traceql"}
+    assert len(queries) > 50, "the dashboards lost their PromQL panels"
     pending: dict[int, list[str]] = {i: ["not run"] for i in range(len(queries))}
     deadline = time.monotonic() + DATA_DEADLINE_S
     while pending and time.monotonic() < deadline:
@@ -102,7 +90,7 @@ def test_every_panel_query_returns_data(native_stack: Any, fleet_ran: float) -> 
             else:
                 del pending[i]
         if pending:
-            time.sleep(10)  # Tempo's and Prometheus's writes land every 15 s
+            time.sleep(10)  # metrics arrive every 15 s
     report = [
         f"{queries[i][0].dashboard} / {queries[i][0].panel}: {queries[i][1]}\n    "
         + "; ".join(problems)
@@ -112,5 +100,5 @@ def test_every_panel_query_returns_data(native_stack: Any, fleet_ran: float) -> 
     # The same checks do fail: on a series nobody writes, and on a query that does not parse.
     missing = Query("x", "no such series", "promql", "atalaia_no_such_series", False)
     assert backends.run(missing, missing.expr) == ["instant: empty result", "range: empty result"]
-    broken = Query("x", "broken", "logql", '{gen_ai_agent_name="Helix"} |= ', False)
-    assert "range: HTTP 400" in backends.run(broken, broken.expr)[0]
+    broken = Query("x", "broken", "promql", "sum(rate(atalaia_agent_tasks_total[1m])", False)
+    assert "instant: HTTP 400" in backends.run(broken, broken.expr)[0]

@@ -209,11 +209,12 @@ def test_span_metrics_are_derived_by_the_collector(
     (call,) = prometheus.query(calls)
     assert call["metric"]["gen_ai_agent_name"] == "e2e-agent"
     assert "span_name" not in call["metric"]
-    # In seconds, on the configured bounds: the 50 ms call lies in (0.025, 0.05] or just above.
+    # In seconds, on the configured bounds: the call slept 50 ms, so it is above 0.05 s however
+    # busy the machine (an upper bound would hold only on a quiet one).
     buckets = f"atalaia_span_duration_seconds_bucket{{{selector}}}"
     bounds = {s["metric"]["le"]: float(s["value"][1]) for s in prometheus.query(buckets)}
     assert set(bounds) >= {"0.005", "0.05", "1", "300", "+Inf"}, sorted(bounds)
-    assert bounds["0.025"] == 0 and bounds["0.1"] == 1 and bounds["+Inf"] == 1, bounds
+    assert bounds["0.05"] == 0 and bounds["+Inf"] == 1, bounds
     exemplars = prometheus.exemplars(buckets, time.time() - 600, time.time() + 60)
     assert {e["labels"]["trace_id"] for s in exemplars for e in s["exemplars"]} == {
         scenario.trace_id
