@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urljoin
 
 import httpx
 import pytest
 import yaml
 
 from atalaia import slo
+from tests import chromium
 from tests.conftest import run
 from tools.upstream import REPO
 
@@ -424,3 +426,78 @@ def test_every_template_renders(tool, name: str) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip(), f"{name} rendered nothing"
+
+
+# --- the sink's page, as a person sees it in a browser ------------------------------------------
+
+
+def test_sink_page_in_chromium_shows_each_receivers_notifications(stack: dict[str, str]) -> None:
+    """Real Alertmanager notifications in the real sink, its page rendered by headless Chromium:
+    each alert under the receivers the routing tree sent it to, the receiver filter, and alert
+    text that tries to inject markup shown as text."""
+    hostile = "<script>document.title='pwned'</script> helix <b>vanished</b>"
+    vanished = alert("AgentVanished", "critical", gen_ai_agent_name="helix")
+    vanished["annotations"]["summary"] = hostile
+    vanished["annotations"]["description"] = '<img src="x"> and <a href="https://x.test">a</a>'
+    failing = alert("HighFailureRate", "warning", atalaia_department="ops", reason="timeout")
+    failing["annotations"]["runbook_url"] = "javascript:alert(1)"
+    r = httpx.post(f"{stack['am']}/api/v2/alerts", json=[vanished, failing])
+    assert r.status_code == 200, r.text
+    expected = {
+        "AgentVanished": {"pagerduty-critical", "telegram-critical", "slack-critical"},
+        "HighFailureRate": {"slack-platform"},
+    }
+    receivers = set().union(*expected.values())
+    wait_for(
+        lambda: all(sink_notifications(stack, rcv) for rcv in receivers),
+        "the notifications of every receiver in the sink",
+    )
+
+    page = chromium.dom(f"{stack['sink']}/")
+    assert page.find("h1").text() == "Atalaia alert sink"
+    assert page.find("meta", http_equiv="refresh").attrs["content"].isdigit()  # reloads itself
+    found: dict[str, set[str]] = {}
+    for article in page.find_all("article", "notification"):
+        for item in article.find_all("li", "alert"):
+            found.setdefault(item.attrs["data-alertname"], set()).add(
+                article.attrs["data-receiver"]
+            )
+    assert found == expected
+    # Newest first.
+    received = [t.attrs["datetime"] for t in page.find_all("time")]
+    assert received == sorted(received, reverse=True)
+
+    # The injected markup is text: no element was made from it, no script ran.
+    assert page.find_all("script") == [] and page.find_all("img") == []
+    assert page.find_all("b", None) == page.find_all("b", "alertname")
+    assert page.find("title").text() != "pwned"
+    [summary] = {s.text() for s in page.find_all("p", "summary") if "helix" in s.text()}
+    assert summary == hostile
+    item = page.find("li", "alert", data_alertname="AgentVanished")
+    assert item.find("span", "severity").text() == "critical"
+    assert item.find("span", "state").text() == "firing"
+    assert item.find("dd", "ends").text() == "still firing"
+    assert "gen_ai_agent_name=helix" in item.find("dd", "labels").text()
+    links = {a.text(): a.attrs["href"] for a in item.find_all("a")}
+    assert links == {
+        "Runbook": f"{slo.RUNBOOK_BASE}AgentVanished.md",
+        "Grafana": "http://localhost:3000/alerting/list?search=AgentVanished",
+        "Prometheus": "http://prometheus:9090/graph?g0.expr=up",
+    }
+    # A javascript: runbook link from an alert's annotations is not made a link.
+    item = page.find("li", "alert", data_alertname="HighFailureRate")
+    assert "Runbook" not in {a.text() for a in item.find_all("a")}
+    assert not [a for a in page.find_all("a") if a.attrs["href"].startswith("javascript:")]
+
+    # The filter: follow the receiver's link in the page's navigation.
+    nav = page.find("nav", "receivers")
+    [link] = [a for a in nav.find_all("a") if a.text().startswith("telegram-critical ")]
+    filtered = chromium.dom(urljoin(f"{stack['sink']}/", link.attrs["href"]))
+    articles = filtered.find_all("article", "notification")
+    assert articles
+    assert {a.attrs["data-receiver"] for a in articles} == {"telegram-critical"}
+    assert {i.attrs["data-alertname"] for i in filtered.find_all("li", "alert")} == {
+        "AgentVanished"
+    }
+    current = filtered.find("nav", "receivers").find_all("a", aria_current="page")
+    assert [a.text().split()[0] for a in current] == ["telegram-critical"]
