@@ -133,17 +133,18 @@ class Store:
         self._lock = threading.Lock()
 
     def append(self, receiver: str, payload: dict[str, Any]) -> dict[str, Any]:
-        record = {
-            "id": uuid.uuid4().hex,
-            "received_at": datetime.now(UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "receiver": receiver,
-            "payload": payload,
-        }
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
+        # The time is taken under the lock, so the file's order (newest last) is also the order
+        # of received_at when Alertmanager posts to several receivers at once.
         with self._lock, self.path.open("a", encoding="utf-8") as f:
-            f.write(line)
+            record = {
+                "id": uuid.uuid4().hex,
+                "received_at": datetime.now(UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+                "receiver": receiver,
+                "payload": payload,
+            }
+            f.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
         return record

@@ -248,8 +248,12 @@ def test_concurrent_posts_are_all_recorded(sink: Sink) -> None:
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert set(pool.map(send, range(40))) == {200}
-    names = {n["payload"]["alerts"][0]["labels"]["gen_ai_agent_name"] for n in listed(sink)}
+    notifications = listed(sink)
+    names = {n["payload"]["alerts"][0]["labels"]["gen_ai_agent_name"] for n in notifications}
     assert names == {f"agent-{i}" for i in range(40)}
+    # Newest first means the same by file order and by received_at.
+    received = [n["received_at"] for n in notifications]
+    assert received == sorted(received, reverse=True)
     for line in (sink.data_dir / "notifications.jsonl").read_text().splitlines():
         json.loads(line)  # no interleaved writes
 
