@@ -14,7 +14,7 @@ COMPOSE_VERSION := $(shell sed -n 's/^COMPOSE_VERSION=//p' versions.env)
 COMPOSE_CLI := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "$(TOOLS_CACHE)/compose-$(COMPOSE_VERSION)/bin/docker-compose")
 COMPOSE := $(COMPOSE_CLI) --env-file versions.env --env-file .env
 
-.PHONY: help venv tools tools-verify test test-unit test-config test-e2e lint fmt bench
+.PHONY: help venv tools tools-verify chromium test test-unit test-config test-e2e lint fmt bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +35,18 @@ tools: venv ## build the pinned upstream servers from their Go modules into the 
 tools-verify: ## rebuild every tool from empty Go caches, -mod=readonly: all it needs is locked
 	$(PYTHON) -m tools.build --verify
 
+# The alert sink's page is tested in a real headless browser (tests/config/test_alert_sink_page.py):
+# Debian's Chromium, installed with apt-get once; later runs only check that it is there.
+chromium: ## install Chromium (apt-get) for the browser test of the alert sink's page, if missing
+	@if command -v chromium >/dev/null 2>&1; then echo "==> $$(chromium --version 2>/dev/null)"; exit 0; fi; \
+	  command -v apt-get >/dev/null 2>&1 || { \
+	    echo "chromium is not on PATH and there is no apt-get: install Chromium some other way" >&2; exit 1; }; \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "==> installing Chromium with apt-get (once; for the alert sink page test)"; \
+	  $$sudo apt-get update; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	  echo "==> $$(chromium --version)"
+
 lint: venv ## ruff lint and format check, mypy --strict on the Python code (not the tests)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -44,13 +56,13 @@ fmt: venv ## format the Python code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: tools lint ## everything CI runs: tools, lint, unit + config + e2e tests
+test: tools chromium lint ## everything CI runs: tools, lint, unit + config + e2e tests
 	$(PY) -m pytest
 
 test-unit: venv ## only the fast unit tests
 	$(PY) -m pytest -m unit
 
-test-config: tools ## only config validation with the upstream binaries
+test-config: tools chromium ## only config validation with the upstream binaries
 	$(PY) -m pytest -m config
 
 test-e2e: tools ## only the end-to-end tests against the native stack

@@ -1,6 +1,6 @@
 """Alertmanager: amtool validates the config and proves every route; the real Alertmanager delivers
 to the real alert sink with no secrets configured, inhibits warnings under a matching critical,
-and renders the Slack template with runbook and Grafana links."""
+and renders the Slack, PagerDuty and Telegram messages with runbook and Grafana links."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urljoin
 
 import httpx
 import pytest
 import yaml
 
 from atalaia import slo
+from tests import chromium
 from tests.conftest import run
 from tools.upstream import REPO
 
@@ -29,6 +31,9 @@ CONFIG = AM_DIR / "alertmanager.yml"
 ROUTE_CASES = yaml.safe_load((AM_DIR / "tests" / "routes.yaml").read_text())
 SECRETS_DIR = "/etc/alertmanager/secrets/"
 SINK = "http://alert-sink:9199"
+TELEGRAM_TOKEN = "123456:test-bot-token"
+TELEGRAM_CHAT = -1001234567890  # a group's chat id is negative
+CRITICAL_RECEIVERS = ("pagerduty-critical", "telegram-critical", "slack-critical")
 SECRET_FIELDS = {
     "api_url",
     "routing_key",
@@ -123,17 +128,23 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
 
 
 class Capture(BaseHTTPRequestHandler):
-    """Stands in for Slack's incoming-webhook endpoint: records what Alertmanager posts."""
+    """Stands in for Slack's incoming webhook, PagerDuty's Events API and Telegram's Bot API:
+    records what Alertmanager posts and answers as each service does."""
 
     received: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Capture.received.append({"path": self.path, "json": json.loads(body)})
+        answer = b"ok"
+        if self.path.startswith("/telegram/"):
+            # sendMessage's answer: the Message that was sent (the client parses it).
+            message = {"message_id": 1, "date": 0, "chat": {"id": TELEGRAM_CHAT, "type": "group"}}
+            answer = json.dumps({"ok": True, "result": message}).encode()
         self.send_response(200)
-        self.send_header("Content-Length", "2")
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
-        self.wfile.write(b"ok")
+        self.wfile.write(answer)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -144,8 +155,8 @@ def stack(tool, tmp_path: Path) -> Iterator[dict[str, str]]:
     """Alertmanager with the repo's config and templates, delivering to a real alert sink.
 
     Only what a native run must change is changed: the sink's host, the secrets directory (empty
-    but for a Slack webhook URL pointing at a local capture server) and group_wait (30 s -> 1 s, so
-    the test does not wait).
+    but for the secrets of slack-critical, pagerduty-critical and telegram-critical, whose services
+    are a local capture server) and group_wait (30 s -> 1 s, so the test does not wait).
     """
     procs: list[subprocess.Popen[str]] = []
     Capture.received = []
@@ -169,16 +180,21 @@ def stack(tool, tmp_path: Path) -> Iterator[dict[str, str]]:
         slack_url = f"http://127.0.0.1:{capture.server_address[1]}/slack-critical"
         (secrets / "slack_critical_webhook_url").write_text(slack_url + "\n")
         (secrets / "pagerduty_routing_key").write_text("test-routing-key\n")
+        (secrets / "telegram_bot_token").write_text(TELEGRAM_TOKEN + "\n")
+        (secrets / "telegram_chat_id").write_text(f"{TELEGRAM_CHAT}\n")
         conf_dir = tmp_path / "alertmanager"
         (conf_dir / "templates").mkdir(parents=True)
         for tmpl in (AM_DIR / "templates").glob("*.tmpl"):
             (conf_dir / "templates" / tmpl.name).write_text(tmpl.read_text())
         text = CONFIG.read_text().replace(SINK, sink_url).replace(SECRETS_DIR, f"{secrets}/")
         cfg = yaml.safe_load(text)
-        # PagerDuty's endpoint is not a secret but a fixed URL: point it at the capture server.
+        # PagerDuty's and Telegram's endpoints are not secrets but fixed URLs: point them at the
+        # capture server.
         for receiver in cfg["receivers"]:
             for pd in receiver.get("pagerduty_configs", []):
                 pd["url"] = f"http://127.0.0.1:{capture.server_address[1]}/pagerduty"
+            for tg in receiver.get("telegram_configs", []):
+                tg["api_url"] = f"http://127.0.0.1:{capture.server_address[1]}/telegram"
         for route in _routes(cfg["route"]):
             if "group_wait" in route or route is cfg["route"]:
                 route["group_wait"] = "1s"
@@ -245,18 +261,18 @@ def test_alertmanager_delivers_to_the_sink_and_inhibits(stack: dict[str, str]) -
     def delivered() -> bool:
         return all(
             sink_notifications(stack, rcv)
-            for rcv in ("pagerduty-critical", "slack-critical", "slack-platform", "deadmans-switch")
+            for rcv in (*CRITICAL_RECEIVERS, "slack-platform", "deadmans-switch")
         )
 
     wait_for(delivered, "notifications in the sink")
     wait_for(
         lambda: all(
             len(sink_notifications(stack, rcv)) == 2
-            for rcv in ("pagerduty-critical", "slack-critical", "slack-platform")
+            for rcv in (*CRITICAL_RECEIVERS, "slack-platform")
         ),
         "two groups per receiver",
     )
-    for receiver in ("pagerduty-critical", "slack-critical"):
+    for receiver in CRITICAL_RECEIVERS:
         groups = {
             n["payload"]["groupLabels"]["alertname"]: n["payload"]
             for n in sink_notifications(stack, receiver)
@@ -286,7 +302,7 @@ def test_slack_and_pagerduty_messages_carry_runbook_and_grafana_links(
         json=[alert("AgentVanished", "critical", gen_ai_agent_name="helix")],
     )
     assert r.status_code == 200, r.text
-    wait_for(lambda: len(Capture.received) == 2, "the Slack and PagerDuty calls")
+    wait_for(lambda: len(Capture.received) == 3, "the Slack, PagerDuty and Telegram calls")
     calls = {c["path"]: c["json"] for c in Capture.received}
     runbook = f"{slo.RUNBOOK_BASE}AgentVanished.md"
     grafana = "http://localhost:3000/alerting/list?search=AgentVanished"
@@ -314,8 +330,56 @@ def test_slack_and_pagerduty_messages_carry_runbook_and_grafana_links(
     assert pd["client"] == "Atalaia"
     assert f"Runbook: {runbook}" in pd["payload"]["custom_details"]["firing"]
     # The sink copies were delivered too.
-    for receiver in ("pagerduty-critical", "slack-critical"):
+    for receiver in CRITICAL_RECEIVERS:
         wait_for(lambda r=receiver: bool(sink_notifications(stack, r)), f"the {receiver} copy")
+
+
+def test_telegram_message_is_escaped_html_with_runbook_and_grafana_links(
+    tool, stack: dict[str, str], tmp_path: Path
+) -> None:
+    """Alertmanager's real Telegram integration, posting to a stand-in for the Bot API: the
+    message is the atalaia.telegram.message template in HTML mode, with alert text escaped (it is
+    untrusted: labels and annotations come from whatever the agents send). `amtool template
+    render` of the webhook payload the sink got for the same group renders the same text, so it
+    is a faithful preview of the template."""
+    hostile = alert("AgentVanished", "critical", gen_ai_agent_name="he<b>lix")
+    hostile["annotations"]["summary"] = "Agent <script>alert(1)</script> & co vanished"
+    r = httpx.post(f"{stack['am']}/api/v2/alerts", json=[hostile])
+    assert r.status_code == 200, r.text
+    path = f"/telegram/bot{TELEGRAM_TOKEN}/sendMessage"
+    wait_for(lambda: any(c["path"] == path for c in Capture.received), "the Telegram call")
+    [call] = [c["json"] for c in Capture.received if c["path"] == path]
+    assert call["chat_id"] == str(TELEGRAM_CHAT)
+    assert call["parse_mode"] == "HTML"
+    text = call["text"]
+    runbook = f"{slo.RUNBOOK_BASE}AgentVanished.md"
+    grafana = "http://localhost:3000/alerting/list?search=AgentVanished"
+    summary = "Agent &lt;script&gt;alert(1)&lt;/script&gt; &amp; co vanished"
+    assert text.startswith(f"<b>[FIRING:1] AgentVanished (critical): {summary}</b>\n"), text
+    assert f"<b>FIRING</b>: {summary}\nAgentVanished description\n" in text
+    assert "<code>gen_ai_agent_name=he&lt;b&gt;lix severity=critical </code>" in text
+    assert f'<a href="{runbook}">Runbook</a>' in text
+    assert f'<a href="{grafana}">Grafana</a>' in text
+    assert '<a href="http://prometheus:9090/graph?g0.expr=up">Prometheus</a>' in text
+    assert "<script>" not in text and "<b>lix" not in text
+
+    wait_for(lambda: bool(sink_notifications(stack, "telegram-critical")), "the sink copy")
+    payload = sink_notifications(stack, "telegram-critical")[0]["payload"]
+    data = tmp_path / "payload.json"
+    data.write_text(json.dumps(payload))
+    rendered = run(
+        [
+            tool("alertmanager", "amtool"),
+            "template",
+            "render",
+            f"--template.glob={AM_DIR / 'templates' / '*.tmpl'}",
+            "--template.type=html",
+            f"--template.data={data}",
+            '--template.text={{ template "atalaia.telegram.message" . }}',
+        ]
+    )
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    assert rendered.stdout.strip() == text.strip()
 
 
 def test_without_secrets_the_real_integration_fails_and_the_sink_copy_arrives(
@@ -343,6 +407,7 @@ def test_without_secrets_the_real_integration_fails_and_the_sink_copy_arrives(
         "atalaia.summaries",
         "atalaia.email.subject",
         "atalaia.email.html",
+        "atalaia.telegram.message",
         "atalaia.pagerduty.severity",
         "atalaia.grafana.alert_url",
     ],
@@ -361,3 +426,78 @@ def test_every_template_renders(tool, name: str) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip(), f"{name} rendered nothing"
+
+
+# --- the sink's page, as a person sees it in a browser ------------------------------------------
+
+
+def test_sink_page_in_chromium_shows_each_receivers_notifications(stack: dict[str, str]) -> None:
+    """Real Alertmanager notifications in the real sink, its page rendered by headless Chromium:
+    each alert under the receivers the routing tree sent it to, the receiver filter, and alert
+    text that tries to inject markup shown as text."""
+    hostile = "<script>document.title='pwned'</script> helix <b>vanished</b>"
+    vanished = alert("AgentVanished", "critical", gen_ai_agent_name="helix")
+    vanished["annotations"]["summary"] = hostile
+    vanished["annotations"]["description"] = '<img src="x"> and <a href="https://x.test">a</a>'
+    failing = alert("HighFailureRate", "warning", atalaia_department="ops", reason="timeout")
+    failing["annotations"]["runbook_url"] = "javascript:alert(1)"
+    r = httpx.post(f"{stack['am']}/api/v2/alerts", json=[vanished, failing])
+    assert r.status_code == 200, r.text
+    expected = {
+        "AgentVanished": {"pagerduty-critical", "telegram-critical", "slack-critical"},
+        "HighFailureRate": {"slack-platform"},
+    }
+    receivers = set().union(*expected.values())
+    wait_for(
+        lambda: all(sink_notifications(stack, rcv) for rcv in receivers),
+        "the notifications of every receiver in the sink",
+    )
+
+    page = chromium.dom(f"{stack['sink']}/")
+    assert page.find("h1").text() == "Atalaia alert sink"
+    assert page.find("meta", http_equiv="refresh").attrs["content"].isdigit()  # reloads itself
+    found: dict[str, set[str]] = {}
+    for article in page.find_all("article", "notification"):
+        for item in article.find_all("li", "alert"):
+            found.setdefault(item.attrs["data-alertname"], set()).add(
+                article.attrs["data-receiver"]
+            )
+    assert found == expected
+    # Newest first.
+    received = [t.attrs["datetime"] for t in page.find_all("time")]
+    assert received == sorted(received, reverse=True)
+
+    # The injected markup is text: no element was made from it, no script ran.
+    assert page.find_all("script") == [] and page.find_all("img") == []
+    assert page.find_all("b", None) == page.find_all("b", "alertname")
+    assert page.find("title").text() != "pwned"
+    [summary] = {s.text() for s in page.find_all("p", "summary") if "helix" in s.text()}
+    assert summary == hostile
+    item = page.find("li", "alert", data_alertname="AgentVanished")
+    assert item.find("span", "severity").text() == "critical"
+    assert item.find("span", "state").text() == "firing"
+    assert item.find("dd", "ends").text() == "still firing"
+    assert "gen_ai_agent_name=helix" in item.find("dd", "labels").text()
+    links = {a.text(): a.attrs["href"] for a in item.find_all("a")}
+    assert links == {
+        "Runbook": f"{slo.RUNBOOK_BASE}AgentVanished.md",
+        "Grafana": "http://localhost:3000/alerting/list?search=AgentVanished",
+        "Prometheus": "http://prometheus:9090/graph?g0.expr=up",
+    }
+    # A javascript: runbook link from an alert's annotations is not made a link.
+    item = page.find("li", "alert", data_alertname="HighFailureRate")
+    assert "Runbook" not in {a.text() for a in item.find_all("a")}
+    assert not [a for a in page.find_all("a") if a.attrs["href"].startswith("javascript:")]
+
+    # The filter: follow the receiver's link in the page's navigation.
+    nav = page.find("nav", "receivers")
+    [link] = [a for a in nav.find_all("a") if a.text().startswith("telegram-critical ")]
+    filtered = chromium.dom(urljoin(f"{stack['sink']}/", link.attrs["href"]))
+    articles = filtered.find_all("article", "notification")
+    assert articles
+    assert {a.attrs["data-receiver"] for a in articles} == {"telegram-critical"}
+    assert {i.attrs["data-alertname"] for i in filtered.find_all("li", "alert")} == {
+        "AgentVanished"
+    }
+    current = filtered.find("nav", "receivers").find_all("a", aria_current="page")
+    assert [a.text().split()[0] for a in current] == ["telegram-critical"]

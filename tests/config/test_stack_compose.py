@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -29,7 +30,9 @@ STORES = {  # service -> where its named volume is mounted (the native runner ma
 }
 
 
-def compose(tool, *args: str, env: dict[str, str] | None = None):
+def compose(tool, *args: str, env: dict[str, str] | None = None, env_file: Path | None = None):
+    """`docker-compose` with versions.env and .env.example, then `env_file` (a user's .env: later
+    files win) if given."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ATALAIA_", "GRAFANA_"))}
     return run(
         [
@@ -42,6 +45,7 @@ def compose(tool, *args: str, env: dict[str, str] | None = None):
             REPO / "versions.env",
             "--env-file",
             REPO / ".env.example",
+            *(["--env-file", env_file] if env_file else []),
             *args,
         ],
         env={**base, **(env or {})},
@@ -184,3 +188,91 @@ def test_grafana_is_safe_by_default(resolved: dict) -> None:
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
     assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
     assert env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].endswith("/fleet-tv.json")
+
+
+# --- Grafana single sign-on (docs/grafana.md) ---------------------------------------------------
+
+GRAFANA_DOC = REPO / "docs" / "grafana.md"
+OAUTH = "GF_AUTH_GENERIC_OAUTH_"
+
+
+def keycloak_env_block() -> str:
+    """The .env lines docs/grafana.md tells a Keycloak user to write."""
+    blocks = re.findall(r"```sh\n(.*?)```", GRAFANA_DOC.read_text(), flags=re.S)
+    [block] = [b for b in blocks if "GRAFANA_OAUTH_ENABLED=true" in b]
+    return block
+
+
+def grafana_service(tool, env_file: Path | None = None) -> dict:
+    result = compose(tool, "config", "--format", "json", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"]["grafana"]
+
+
+def test_grafana_sso_is_off_by_default(resolved: dict) -> None:
+    env = resolved["services"]["grafana"]["environment"]
+    enabled = {k: v for k, v in env.items() if k.startswith("GF_AUTH_") and k.endswith("_ENABLED")}
+    assert enabled == {"GF_AUTH_ANONYMOUS_ENABLED": "false", f"{OAUTH}ENABLED": "false"}
+    for key in ("CLIENT_ID", "CLIENT_SECRET", "AUTH_URL", "TOKEN_URL", "API_URL"):
+        assert env[f"{OAUTH}{key}"] == "", f"{OAUTH}{key} has a value in the defaults"
+    assert env[f"{OAUTH}ALLOW_ASSIGN_GRAFANA_ADMIN"] == "false"
+    # The secret has no value anywhere in the repository, only a place in .env.
+    assert re.search(r"(?m)^GRAFANA_OAUTH_CLIENT_SECRET=$", (REPO / ".env.example").read_text())
+    assert "GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET: ${GRAFANA_OAUTH_CLIENT_SECRET:-}" in (
+        COMPOSE_FILE.read_text()
+    )
+
+
+def test_grafana_sso_from_env_file_reaches_the_container(tool, tmp_path: Path) -> None:
+    """docs/grafana.md's Keycloak .env, as a user's .env: compose hands every setting to Grafana."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(keycloak_env_block())
+    grafana = grafana_service(tool, env_file)
+    env = grafana["environment"]
+    realm = "https://sso.example.com/realms/atalaia/protocol/openid-connect"
+    assert {k: v for k, v in env.items() if k.startswith(OAUTH)} == {
+        f"{OAUTH}ENABLED": "true",
+        f"{OAUTH}NAME": "Keycloak",
+        f"{OAUTH}CLIENT_ID": "grafana",
+        f"{OAUTH}CLIENT_SECRET": "paste-the-client-secret-here",
+        f"{OAUTH}SCOPES": "openid email profile",
+        f"{OAUTH}AUTH_URL": f"{realm}/auth",
+        f"{OAUTH}TOKEN_URL": f"{realm}/token",
+        f"{OAUTH}API_URL": f"{realm}/userinfo",
+        f"{OAUTH}ROLE_ATTRIBUTE_PATH": "contains(roles[*], 'admin') && 'Admin' || "
+        "contains(roles[*], 'editor') && 'Editor' || 'Viewer'",
+        f"{OAUTH}ALLOW_SIGN_UP": "true",
+        f"{OAUTH}SIGNOUT_REDIRECT_URL": f"{realm}/logout?client_id=grafana"
+        "&post_logout_redirect_uri=https%3A%2F%2Fgrafana.example.com%2Flogin",
+        f"{OAUTH}USE_PKCE": "true",
+        f"{OAUTH}ALLOW_ASSIGN_GRAFANA_ADMIN": "false",
+    }
+    # The redirect URI the provider is told about is built from the root URL.
+    assert env["GF_SERVER_ROOT_URL"] == "https://grafana.example.com/"
+    # Nothing else about logins changes.
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+
+
+def test_grafana_refuses_sso_without_its_endpoints(resolved: dict, tmp_path: Path) -> None:
+    entrypoint = [p.replace("$$", "$") for p in resolved["services"]["grafana"]["entrypoint"]]
+    complete = {
+        "GF_SECURITY_ADMIN_PASSWORD": PASSWORD,
+        f"{OAUTH}ENABLED": "true",
+        f"{OAUTH}CLIENT_ID": "grafana",
+        f"{OAUTH}AUTH_URL": "https://sso.example.com/auth",
+        f"{OAUTH}TOKEN_URL": "https://sso.example.com/token",
+    }
+
+    def start(env: dict[str, str]):
+        return run(entrypoint, env={"PATH": os.environ["PATH"], **env}, cwd=tmp_path)
+
+    for missing in ("CLIENT_ID", "AUTH_URL", "TOKEN_URL"):
+        refused = start({**complete, f"{OAUTH}{missing}": ""})
+        assert refused.returncode == 1, missing
+        assert "GRAFANA_OAUTH_ENABLED=true needs" in refused.stderr
+    # Complete, or off: the guard hands over to the image's /run.sh (absent here: exit 127).
+    assert start(complete).returncode == 127
+    assert start(
+        {"GF_SECURITY_ADMIN_PASSWORD": PASSWORD, f"{OAUTH}ENABLED": "false"}
+    ).returncode == (127)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -245,8 +248,12 @@ def test_concurrent_posts_are_all_recorded(sink: Sink) -> None:
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert set(pool.map(send, range(40))) == {200}
-    names = {n["payload"]["alerts"][0]["labels"]["gen_ai_agent_name"] for n in listed(sink)}
+    notifications = listed(sink)
+    names = {n["payload"]["alerts"][0]["labels"]["gen_ai_agent_name"] for n in notifications}
     assert names == {f"agent-{i}" for i in range(40)}
+    # Newest first means the same by file order and by received_at.
+    received = [n["received_at"] for n in notifications]
+    assert received == sorted(received, reverse=True)
     for line in (sink.data_dir / "notifications.jsonl").read_text().splitlines():
         json.loads(line)  # no interleaved writes
 
@@ -267,3 +274,90 @@ def test_default_data_dir_and_unwritable_dir(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     assert alert_sink.main(["--port", str(free_port()), "--data-dir", str(blocker / "x")]) == 2
+
+
+# --- the page at / -------------------------------------------------------------------------------
+
+
+def page(sink: Sink, **params: Any) -> httpx.Response:
+    return httpx.get(f"{sink.url}/", params=params, timeout=5)
+
+
+def test_page_without_notifications(sink: Sink) -> None:
+    r = page(sink)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    assert "No notifications yet" in r.text
+
+
+def test_page_escapes_alert_text_and_has_a_strict_csp(sink: Sink) -> None:
+    hostile = copy.deepcopy(PAYLOAD)
+    alert = hostile["alerts"][0]
+    alert["annotations"]["summary"] = "<script>alert(1)</script>"
+    alert["annotations"]["description"] = '"><img src=x onerror=alert(1)>'
+    alert["annotations"]["runbook_url"] = "javascript:alert(1)"
+    alert["labels"]["gen_ai_agent_name"] = "</code><iframe>"
+    hostile["commonLabels"]["alertname"] = alert["labels"]["alertname"] = "A<b>&'\""
+    assert post(sink, "slack-critical", hostile).status_code == 200
+
+    r = page(sink)
+    assert r.status_code == 200
+    body = r.text
+    for raw in ("<script>", "<img", "<iframe>", "A<b>", "javascript:"):
+        assert raw not in body, f"{raw!r} reached the page unescaped"
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in body
+    assert 'data-alertname="A&lt;b&gt;&amp;&#x27;&quot;"' in body
+    # The Content-Security-Policy allows no script and exactly the page's own stylesheet.
+    csp = dict(d.strip().split(" ", 1) for d in r.headers["content-security-policy"].split(";"))
+    assert csp["default-src"] == "'none'"
+    assert "script-src" not in csp and "unsafe" not in r.headers["content-security-policy"]
+    [style] = re.findall(r"<style>(.*?)</style>", body, flags=re.S)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert csp["style-src"] == f"'sha256-{digest}'"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+
+
+def test_page_is_newest_first_filters_by_receiver_and_limits(sink: Sink) -> None:
+    for receiver, agent in (("slack-critical", "a1"), ("telegram-critical", "a2"), ("x", "a3")):
+        body = copy.deepcopy(PAYLOAD)
+        body["alerts"][0]["labels"]["gen_ai_agent_name"] = agent
+        assert post(sink, receiver, body).status_code == 200
+
+    def agents(r: httpx.Response) -> list[str]:
+        assert r.status_code == 200, r.text
+        return re.findall(r"gen_ai_agent_name=(a\d)", r.text)
+
+    assert agents(page(sink)) == ["a3", "a2", "a1"]
+    assert agents(page(sink, receiver="telegram-critical")) == ["a2"]
+    assert agents(page(sink, limit=1)) == ["a3"]
+    assert agents(page(sink, receiver="nobody")) == []
+    assert "Nothing was sent to receiver nobody" in page(sink, receiver="nobody").text
+    r = page(sink)
+    assert '<a href="/?receiver=telegram-critical">telegram-critical (1)</a>' in r.text
+    assert '<meta http-equiv="refresh"' in r.text
+    assert page(sink, limit="x").status_code == 400
+
+
+def test_page_links_and_times() -> None:
+    from atalaia.alert_sink import render_page
+
+    resolved = copy.deepcopy(PAYLOAD)
+    resolved["status"] = resolved["alerts"][0]["status"] = "resolved"
+    resolved["alerts"][0]["endsAt"] = "2026-11-21T06:01:00Z"
+    resolved["alerts"][0]["annotations"]["dashboard_url"] = "https://grafana.example.com/d/x"
+    record = {
+        "id": "1",
+        "received_at": "2026-11-21T06:01:01.000Z",
+        "receiver": "r",
+        "payload": resolved,
+    }
+    body = render_page([record], grafana_url="https://g.example.com")
+    assert "2026-11-21 05:48:03 UTC" in body and "2026-11-21 06:01:00 UTC" in body
+    assert '<a href="https://grafana.example.com/d/x" rel="noopener noreferrer">Grafana</a>' in body
+    del resolved["alerts"][0]["annotations"]["dashboard_url"]
+    body = render_page([record], grafana_url="https://g.example.com")
+    assert 'href="https://g.example.com/alerting/list?search=AgentVanished"' in body
+    runbook = PAYLOAD["alerts"][0]["annotations"]["runbook_url"]
+    assert f'<a href="{runbook}" rel="noopener noreferrer">Runbook</a>' in body
