@@ -7,27 +7,32 @@ SHELL := bash
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# The tool cache (built upstream binaries) lives outside the repo; see tools/upstream.py.
-TOOLS_CACHE := $(or $(ATALAIA_TOOLS_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/atalaia/tools)
-COMPOSE_VERSION := $(shell sed -n 's/^COMPOSE_VERSION=//p' versions.env)
-# The docker compose CLI: Docker's plugin when present, else the one `make tools` builds.
-COMPOSE_CLI := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "$(TOOLS_CACHE)/compose-$(COMPOSE_VERSION)/bin/docker-compose")
+# The docker compose CLI: Docker's plugin when present, else the one `make tools` builds into
+# the tool cache (outside the repo; see tools/upstream.py).
+COMPOSE_CLI := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || $(PYTHON) -c 'from tools.upstream import components; print(components()["compose"].binary())')
 COMPOSE := $(COMPOSE_CLI) --env-file versions.env --env-file .env
 
-.PHONY: help venv tools tools-verify chromium test test-unit test-config test-e2e lint fmt bench
+.PHONY: help venv lock tools tools-verify chromium test test-unit test-config test-e2e lint fmt bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(VENV)/.installed: pyproject.toml
-	@echo "==> Python environment in $(VENV)"
+$(VENV)/.installed: pyproject.toml requirements/dev.lock
+	@echo "==> Python environment in $(VENV), from requirements/dev.lock (every version and hash pinned)"
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required")'
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --disable-pip-version-check -q --upgrade pip
-	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar on -e '.[dev]'
+	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar on --require-hashes --no-deps -r requirements/dev.lock
+	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	@touch $@
 
 venv: $(VENV)/.installed ## create the Python virtualenv with the library, demo fleet and dev tools
+
+UV_VERSION := 0.9.30
+lock: ## re-resolve requirements/dev.lock from pyproject.toml (the one step that picks versions)
+	@$(PYTHON) -m venv /tmp/atalaia-uv && /tmp/atalaia-uv/bin/pip install -q uv==$(UV_VERSION)
+	/tmp/atalaia-uv/bin/uv pip compile pyproject.toml requirements/build.in --extra dev \
+	  --constraints requirements/constraints.txt --generate-hashes --python-version 3.11 \
+	  --python-platform linux -o requirements/dev.lock
 
 tools: venv ## build the pinned upstream servers from their Go modules into the tool cache
 	$(PY) -m tools.build

@@ -29,9 +29,9 @@ from tools.upstream import REPO
 FAULT = "db_down"
 ALERT = "DatabaseDown"
 AGENT = "Sigma"  # db_down's default agent: the one with the report database
-# What the routing tree of alertmanager/alertmanager.yml says for a critical alert: PagerDuty
-# (with `continue`) and then Slack #alerts-critical, which stops there, so the catch-all
-# slack-platform and finance's e-mail never see it. Cross-checked with amtool below.
+# What the routing tree of alertmanager/alertmanager.yml says for a critical alert: PagerDuty and
+# Telegram (each with `continue`) and then Slack #alerts-critical, which stops there, so the
+# catch-all slack-platform and finance's e-mail never see it. Cross-checked with amtool below.
 RECEIVERS = {"pagerduty-critical", "telegram-critical", "slack-critical"}
 NOT_RECEIVERS = {"slack-platform", "email-finance", "deadmans-switch"}
 AM_CONFIG = REPO / "alertmanager" / "alertmanager.yml"
