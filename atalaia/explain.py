@@ -141,8 +141,8 @@ class ExplainError(Exception):
 
 
 def quoted(value: str) -> str:
-    """A double-quoted TraceQL or LogQL string literal."""
-    return '"' + value.replace('"', '\\"') + '"'
+    """A double-quoted TraceQL or LogQL string literal (both take Go's escapes)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def tasks_query(agent: str, condition: str = "") -> str:
