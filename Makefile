@@ -29,8 +29,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## create the Python virtualenv with the library, demo fleet and dev tools
 
-tools: venv ## build the pinned upstream servers from their Go modules into the tool cache
+tools: venv ## build the pinned upstream servers (Go) and install the query grammars (npm) into the tool cache
 	$(PY) -m tools.build
+	$(PY) -m tools.grammars
 
 tools-verify: ## rebuild every tool from empty Go caches, -mod=readonly: all it needs is locked
 	$(PYTHON) -m tools.build --verify
