@@ -34,8 +34,9 @@ lock: ## re-resolve requirements/dev.lock from pyproject.toml (the one step that
 	  --constraints requirements/constraints.txt --generate-hashes --python-version 3.11 \
 	  --python-platform linux -o requirements/dev.lock
 
-tools: venv ## build the pinned upstream servers from their Go modules into the tool cache
+tools: venv ## build the pinned upstream servers (Go) and install the query grammars (npm) into the tool cache
 	$(PY) -m tools.build
+	$(PY) -m tools.grammars
 
 tools-verify: ## rebuild every tool from empty Go caches, -mod=readonly: all it needs is locked
 	$(PYTHON) -m tools.build --verify

@@ -140,17 +140,37 @@ class ExplainError(Exception):
     """Not enough data to explain anything; the message says what is missing."""
 
 
-def _agent_query(agent: str, condition: str = "") -> str:
+def quoted(value: str) -> str:
+    """A double-quoted TraceQL or LogQL string literal (both take Go's escapes)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def tasks_query(agent: str, condition: str = "") -> str:
     """TraceQL for the agent's tasks (and `condition`, e.g. `traceDuration > 3s`): traces with a
     span naming the agent (its invoke_agent, a dispatch to it, the task it finished; so a task
     that failed because the agent was down counts too) or its own process's invoke_agent."""
-    name = agent.replace('"', '\\"')
+    name = quoted(agent)
     return (
-        f'{{ (span.gen_ai.agent.name = "{name}" || (resource.gen_ai.agent.name = "{name}" && '
-        f'span.gen_ai.operation.name = "invoke_agent"))'
+        f"{{ (span.gen_ai.agent.name = {name} || (resource.gen_ai.agent.name = {name} && "
+        'span.gen_ai.operation.name = "invoke_agent"))'
         + (f" && {condition}" if condition else "")
         + " }"
     )
+
+
+def failed_tasks_query(agent: str) -> str:
+    """TraceQL for the agent's tasks with a span in error."""
+    return f"{tasks_query(agent)} && {{ status = error }}"
+
+
+def slow_tasks_query(agent: str, threshold: float) -> str:
+    """TraceQL for the agent's tasks slower than `threshold` seconds (the Explore link)."""
+    return tasks_query(agent, f"traceDuration > {threshold:.1f}s")
+
+
+def error_lines_query(service: str) -> str:
+    """LogQL for a service's error log lines."""
+    return f'{{service_name={quoted(service)}}} | detected_level=~"(?i)error|critical|fatal"'
 
 
 def _quantile(values: list[float], q: float) -> float | None:
@@ -174,13 +194,12 @@ def _fetch(tempo: Tempo, ids: list[str]) -> list[traces.Trace]:
 
 
 def _listing(tempo: Tempo, agent: str, period: Period) -> list[dict[str, object]]:
-    found = tempo.search(_agent_query(agent), period.start, period.end, limit=SEARCH_LIMIT)
+    found = tempo.search(tasks_query(agent), period.start, period.end, limit=SEARCH_LIMIT)
     return [t for t in found if period.start <= _start(t)]
 
 
 def _failed_ids(tempo: Tempo, agent: str, period: Period) -> set[str]:
-    query = f"{_agent_query(agent)} && {{ status = error }}"
-    found = tempo.search(query, period.start, period.end, limit=SEARCH_LIMIT)
+    found = tempo.search(failed_tasks_query(agent), period.start, period.end, limit=SEARCH_LIMIT)
     return {str(t["traceID"]) for t in found}
 
 
@@ -538,9 +557,7 @@ def _cause(
 
 def _top_errors(loki: Loki, service: str, period: Period, n: int = 3) -> list[str]:
     """The most frequent error messages of a service in the period, ids and numbers folded."""
-    name = service.replace('"', '\\"')
-    query = f'{{service_name="{name}"}} | detected_level=~"(?i)error|critical|fatal"'
-    streams = loki.query_range(query, period.start, period.end, limit=500)
+    streams = loki.query_range(error_lines_query(service), period.start, period.end, limit=500)
     counts = Counter(
         re.sub(r"\b[0-9a-f]{8,}\b|\d+", "#", str(line))[:160]
         for stream in streams
@@ -683,7 +700,7 @@ def explain(
         _examples(tasks),
         unchecked + _doubts(agent, tasks, t, causes),
         dict(t.reasons),
-        _agent_query(agent, f"traceDuration > {tasks.threshold:.1f}s"),
+        slow_tasks_query(agent, tasks.threshold),
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tools import grammars as query_grammars
 from tools.upstream import REPO, Component, components
 
 GROUPS = ("unit", "config", "e2e")
@@ -36,6 +37,18 @@ def tool(upstream: dict[str, Component]):
         return path
 
     return find
+
+
+@pytest.fixture(scope="session")
+def grammars() -> Path:
+    """The installed LogQL/TraceQL grammars (tools/grammars.py); fails (never skips) if absent."""
+    path = query_grammars.installed()
+    if path is None:
+        pytest.fail(
+            f"{query_grammars.install_dir()} is missing: run `make tools` first"
+            " (it installs Grafana's LogQL/TraceQL grammars)"
+        )
+    return path
 
 
 def run(cmd: list[str | Path], **kw) -> subprocess.CompletedProcess[str]:

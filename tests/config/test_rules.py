@@ -513,3 +513,7 @@ def test_collector_self_metrics_used_by_rules_exist(tool, tmp_path: Path) -> Non
     finally:
         proc.stop()
         backend.shutdown()
+
+
+# Loki's and Tempo's self-metrics (AGPL: not run here) are checked against their upstream sources
+# at the pinned releases: docs/loki-tempo-metrics.yaml, tests/unit/test_loki_tempo_metrics.py.
