@@ -159,9 +159,9 @@ def sha256(path: Path) -> str:
 
 def verify(names: list[str]) -> None:
     """`make tools-verify`: build every tool as a brand-new machine would, from empty Go module
-    and build caches into an empty tool cache, with -mod=readonly: a build that needs anything
-    the locks in tools/go do not pin fails here. Then compare each binary with the one the
-    regular cache holds: the same locks must give the same bytes."""
+    and build caches (and an empty npm cache for the grammars) into an empty tool cache, with
+    -mod=readonly: a build that needs anything the locks in tools/ do not pin fails here. Then
+    compare each binary with the one the regular cache holds: the same locks, the same bytes."""
     names = names or list(up.components())
     cached = {  # where the regular cache keeps each binary (cache_root() moves below)
         (c.name, b): c.binary(b) for c in up.components().values() for b in c.binaries
@@ -173,10 +173,14 @@ def verify(names: list[str]) -> None:
             GOCACHE=str(scratch / "gocache"),
             ATALAIA_TOOLS_DIR=str(scratch / "tools"),
             GOFLAGS="-mod=readonly",
+            npm_config_cache=str(scratch / "npm-cache"),
         )
         log(f"verifying from empty caches in {scratch} (this takes the cold-build time)")
         start = time.monotonic()
         build_all(names)
+        from tools import grammars  # imports this module: not at the top
+
+        grammars.install()  # npm ci from the lock file, with an empty npm cache too
         log(f"all built from empty caches in {time.monotonic() - start:.0f}s")
         fresh = up.components()
         differ = []
