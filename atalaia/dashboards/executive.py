@@ -9,8 +9,9 @@ from __future__ import annotations
 from atalaia.dashboards.model import Dashboard, Variable
 from atalaia.dashboards.panels import T, prom, stat, timeseries
 
-DONE = 'sum(increase(orchestrator_tasks_total{status="success"}[$__range]))'
-FAILED = 'sum(increase(orchestrator_tasks_total{status="failure"}[$__range]))'
+# The agents' tasks (their invoke_agent spans, counted by the collector): any fleet has them.
+DONE = 'sum(increase(atalaia_agent_tasks_total{atalaia_task_outcome="success"}[$__range]))'
+FAILED = 'sum(increase(atalaia_agent_tasks_total{atalaia_task_outcome!="success"}[$__range]))'
 COST = "sum(increase(atalaia_llm_cost_usd_total[$__range]))"
 HOURS_SAVED = f"{DONE} * $minutes_per_task / 60"
 
@@ -61,7 +62,7 @@ def build() -> Dashboard:
         stat(
             "Success rate",
             "Successful share of finished tasks in the time range; the SLO is 95 %.",
-            prom(f"{DONE} / sum(increase(orchestrator_tasks_total[$__range]))", "success"),
+            prom(f"{DONE} / sum(increase(atalaia_agent_tasks_total[$__range]))", "success"),
             unit="percentunit",
             decimals=1,
             w=6,
@@ -69,7 +70,8 @@ def build() -> Dashboard:
         ),
         stat(
             "Budget left today",
-            "Share of today's total LLM budget left across departments.",
+            "Share of today's total LLM budget left across departments. Needs an orchestrator "
+            "that exposes Atalaia's orchestrator budget series; empty without one.",
             prom(
                 "1 - sum(orchestrator_budget_spent_usd) / sum(orchestrator_budget_limit_usd)",
                 "left",
@@ -122,11 +124,12 @@ def build() -> Dashboard:
     d.add_row(
         None,
         timeseries(
-            "Tasks per hour by status",
-            "Finished tasks per hour, success and failure.",
+            "Tasks per hour by outcome",
+            "Finished tasks per hour, by outcome.",
             prom(
-                "sum by (status) (rate(orchestrator_tasks_total[$__rate_interval])) * 3600",
-                "{{status}}",
+                "sum by (atalaia_task_outcome) (rate(atalaia_agent_tasks_total[$__rate_interval]))"
+                " * 3600",
+                "{{atalaia_task_outcome}}",
             ),
             w=12,
             stack=True,
@@ -136,7 +139,8 @@ def build() -> Dashboard:
             "Value of the human time saved per hour (at the human rate) against LLM spend per "
             "hour.",
             prom(
-                'sum(rate(orchestrator_tasks_total{status="success"}[$__rate_interval])) * 3600'
+                'sum(rate(atalaia_agent_tasks_total{atalaia_task_outcome="success"}'
+                "[$__rate_interval])) * 3600"
                 " * $minutes_per_task / 60 * $human_rate",
                 "value",
             ),

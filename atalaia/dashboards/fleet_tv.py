@@ -24,8 +24,21 @@ from atalaia.dashboards.panels import (
 
 TV_ROWS = 26  # 5 + 5 + 8 + 8 grid units; see docs/dashboards.md for the pixel budget
 
-HEARTBEAT_AGE = (
-    "time() - max by (gen_ai_agent_name) (orchestrator_agent_last_heartbeat_timestamp_seconds)"
+# Everything here but the budget and the queue comes from what any agent sends: the series the
+# collector derives from spans and log records (docs/telemetry.md, "Derived in the collector").
+TASKS = "atalaia_agent_tasks_total"
+TASK_BUCKETS = "atalaia_agent_task_duration_seconds_bucket"
+AGENT_SPANS = 'atalaia_span_calls_total{gen_ai_agent_name!=""}'
+# Seconds since the agent's spans last moved (15 s steps over the last hour). The span-metric
+# series themselves keep being exported for a while after the last span, so their timestamps
+# would say nothing; their rate does.
+IDLE = (
+    "time() - max by (gen_ai_agent_name) (max_over_time((timestamp("
+    f"sum by (gen_ai_agent_name) (rate({AGENT_SPANS}[1m])) > 0))[1h:15s]))"
+)
+ORCHESTRATOR_ONLY = (
+    " Needs an orchestrator that exposes Atalaia's orchestrator series "
+    "(docs/telemetry.md); empty without one."
 )
 
 
@@ -49,17 +62,28 @@ def build() -> Dashboard:
     d.add_row(
         None,
         stat(
-            "Agents up",
-            "Agents whose process the orchestrator's supervisor sees alive, out of all it knows.",
-            prom("sum(orchestrator_agent_up)", "up", instant=True),
-            prom("count(orchestrator_agent_up)", "known", instant=True),
+            "Agents active",
+            "Agents whose spans arrived in the last 5 minutes, out of those seen in the last day "
+            "(gen_ai.agent.name, else the service name).",
+            prom(
+                f"count(sum by (gen_ai_agent_name) (increase({AGENT_SPANS}[5m])) > 0)"
+                " or vector(0)",
+                "active",
+                instant=True,
+            ),
+            prom(
+                f"count(count by (gen_ai_agent_name) (last_over_time({AGENT_SPANS}[1d])))",
+                "known",
+                instant=True,
+            ),
             text_mode="value_and_name",
             thresholds=(T(None, "red"), T(1, "green")),
         ),
         stat(
             "Tasks / min",
-            "Tasks the orchestrator finished per minute (success and failure).",
-            prom("sum(rate(orchestrator_tasks_total[$__rate_interval])) * 60", "tasks/min"),
+            "Tasks the agents finished per minute, success and failure (their invoke_agent "
+            "spans).",
+            prom(f"sum(rate({TASKS}[$__rate_interval])) * 60", "tasks/min"),
             unit="short",
             decimals=1,
             graph=True,
@@ -70,8 +94,8 @@ def build() -> Dashboard:
             "Share of finished tasks that succeeded over the last hour; red below the task "
             "success SLO objective (95 %).",
             prom(
-                'sum(rate(orchestrator_tasks_total{status="success"}[1h]))'
-                " / sum(rate(orchestrator_tasks_total[1h]))",
+                f'sum(rate({TASKS}{{atalaia_task_outcome="success"}}[1h]))'
+                f" / sum(rate({TASKS}[1h]))",
                 "success",
                 instant=True,
             ),
@@ -83,10 +107,9 @@ def build() -> Dashboard:
         ),
         stat(
             "Task latency p95",
-            "95th percentile of end-to-end task duration (enqueue to result); SLO p99 is 120 s.",
+            "95th percentile of the agents' task duration; SLO p99 is 120 s.",
             prom(
-                "histogram_quantile(0.95, sum by (le) "
-                "(rate(orchestrator_task_duration_seconds_bucket[$__rate_interval])))",
+                f"histogram_quantile(0.95, sum by (le) (rate({TASK_BUCKETS}[$__rate_interval])))",
                 "p95",
             ),
             unit="s",
@@ -105,7 +128,7 @@ def build() -> Dashboard:
         stat(
             "Budget left today",
             "Daily LLM budget left across departments; red when the emptiest department has "
-            "under 10 % left.",
+            "under 10 % left." + ORCHESTRATOR_ONLY,
             prom(
                 "sum(orchestrator_budget_limit_usd) - sum(orchestrator_budget_spent_usd)",
                 "left",
@@ -119,15 +142,15 @@ def build() -> Dashboard:
     d.add_row(
         None,
         stat(
-            "Heartbeat age by agent",
-            "Seconds since each agent's last heartbeat in the orchestrator's store; the supervisor "
-            "restarts an agent silent for 20 s. Click an agent to open its drill-down.",
-            prom(HEARTBEAT_AGE, "{{gen_ai_agent_name}}", instant=True),
+            "Idle time by agent",
+            "Seconds since each agent's spans last arrived (any emitter); orange after a "
+            "minute, red after five. Click an agent to open its drill-down.",
+            prom(IDLE, "{{gen_ai_agent_name}}", instant=True),
             unit="s",
             decimals=0,
             w=12,
             text_mode="value_and_name",
-            thresholds=(T(None, "green"), T(20, "orange"), T(60, "red")),
+            thresholds=(T(None, "green"), T(60, "orange"), T(300, "red")),
             data_links=[agent_link()],
         ),
         stat(
@@ -141,7 +164,7 @@ def build() -> Dashboard:
         ),
         stat(
             "Queue depth",
-            "Tasks waiting for an agent, all priorities.",
+            "Tasks waiting for an agent, all priorities." + ORCHESTRATOR_ONLY,
             prom("sum(orchestrator_queue_depth)", "waiting"),
             graph=True,
             thresholds=(T(None, "green"), T(10, "orange"), T(50, "red")),
@@ -161,22 +184,20 @@ def build() -> Dashboard:
         None,
         timeseries(
             "Task latency p95 / p99",
-            "End-to-end task latency percentiles. The dots are exemplars from the agents' task "
-            "histogram: click one to open its trace in Tempo.",
+            "The agents' task latency percentiles. The dots are exemplars from the collector's "
+            "span metrics of invoke_agent spans: click one to open its trace in Tempo.",
             prom(
-                "histogram_quantile(0.95, sum by (le) "
-                "(rate(orchestrator_task_duration_seconds_bucket[$__rate_interval])))",
+                f"histogram_quantile(0.95, sum by (le) (rate({TASK_BUCKETS}[$__rate_interval])))",
                 "p95",
             ),
             prom(
-                "histogram_quantile(0.99, sum by (le) "
-                "(rate(orchestrator_task_duration_seconds_bucket[$__rate_interval])))",
+                f"histogram_quantile(0.99, sum by (le) (rate({TASK_BUCKETS}[$__rate_interval])))",
                 "p99",
             ),
             prom(
-                "histogram_quantile(0.99, sum by (le) "
-                "(rate(atalaia_task_duration_seconds_bucket[$__rate_interval])))",
-                "agent p99 (exemplars)",
+                "histogram_quantile(0.99, sum by (le) (rate(atalaia_span_duration_seconds_bucket"
+                '{gen_ai_operation_name="invoke_agent"}[$__rate_interval])))',
+                "p99 (exemplars)",
                 exemplar=True,
             ),
             unit="s",
@@ -186,10 +207,11 @@ def build() -> Dashboard:
         ),
         bargauge(
             "Errors by agent",
-            "Errors per minute recorded by each agent (all error types). Click a bar to open "
-            "the agent.",
+            "Spans that ended in error per minute, by agent (failed LLM calls, tools and tasks, "
+            "from any emitter). Click a bar to open the agent.",
             prom(
-                "sum by (gen_ai_agent_name) (rate(atalaia_errors_total[$__rate_interval])) * 60",
+                "sum by (gen_ai_agent_name) (rate(atalaia_span_calls_total"
+                '{gen_ai_agent_name!="", status_code="STATUS_CODE_ERROR"}[$__rate_interval])) * 60',
                 "{{gen_ai_agent_name}}",
             ),
             unit="short",
@@ -213,9 +235,11 @@ def build() -> Dashboard:
         None,
         heatmap(
             "Log volume by agent",
-            "Log lines per interval from each agent (Loki), one heatmap row per agent.",
-            logql(
-                'sum by (gen_ai_agent_name) (count_over_time({gen_ai_agent_name=~".+"} [$__auto]))',
+            "Log records per minute from each agent (counted by the collector), one heatmap row "
+            "per agent; the lines themselves are in Loki.",
+            prom(
+                "sum by (gen_ai_agent_name) (rate(atalaia_log_records_total"
+                '{gen_ai_agent_name!=""}[$__rate_interval])) * 60',
                 "{{gen_ai_agent_name}}",
             ),
         ),

@@ -21,6 +21,8 @@ from atalaia.dashboards.panels import (
 )
 
 AGENT = 'gen_ai_agent_name=~"$agent"'
+# An agent's log streams: its gen_ai.agent.name, or its service name when it sends none.
+AGENT_LOGS = '{service_name=~".+"} | gen_ai_agent_name="$agent" or service_name="$agent"'
 RI = "$__rate_interval"
 
 
@@ -29,11 +31,18 @@ def agent_variable(multi: bool) -> Variable:
         "agent",
         "Agent",
         "query",
-        "label_values(orchestrator_agent_up, gen_ai_agent_name)",
+        # Every agent whose spans reach the collector, whoever instrumented it.
+        'label_values(atalaia_span_calls_total{gen_ai_agent_name!=""}, gen_ai_agent_name)',
         multi=multi,
         include_all=multi,
-        description="gen_ai.agent.name of the agents the orchestrator supervises",
+        description="gen_ai.agent.name of every agent that sends spans (else its service name)",
     )
+
+
+ORCHESTRATOR_ONLY = (
+    " Needs an orchestrator that exposes Atalaia's orchestrator series (docs/telemetry.md); "
+    "empty without one."
+)
 
 
 def sla_shifts() -> Dashboard:
@@ -155,8 +164,8 @@ def agent_drilldown() -> Dashboard:
     d = Dashboard(
         uid="atalaia-agent",
         title="Atalaia / Agent drill-down",
-        description="One agent: RED metrics, its process's CPU and memory, retries and timeouts, "
-        "its slowest traces and its logs.",
+        description="One agent, whoever instrumented it: RED metrics, its process's CPU and "
+        "memory, failed and retried calls, its slowest traces and its logs.",
         tags=["atalaia", "agent"],
         file="agent-drilldown.json",
         variables=[agent_variable(multi=False)],
@@ -166,10 +175,11 @@ def agent_drilldown() -> Dashboard:
         "RED",
         timeseries(
             "Tasks by outcome",
-            "Tasks the agent finished per minute, by outcome (success, failure, timeout).",
+            "Tasks the agent finished per minute, by outcome (success, failure, timeout): its "
+            "invoke_agent spans.",
             prom(
                 "sum by (atalaia_task_outcome) "
-                f"(rate(atalaia_task_duration_seconds_count{{{AGENT}}}[{RI}])) * 60",
+                f"(rate(atalaia_agent_tasks_total{{{AGENT}}}[{RI}])) * 60",
                 "{{atalaia_task_outcome}}",
             ),
             unit="short",
@@ -178,25 +188,42 @@ def agent_drilldown() -> Dashboard:
         ),
         timeseries(
             "Errors by type",
-            "Errors per minute the agent recorded, by error.type.",
+            "Failed LLM calls, tool calls and tasks per minute, by error.type (from the spans).",
             prom(
-                f"sum by (error_type) (rate(atalaia_errors_total{{{AGENT}}}[{RI}])) * 60",
-                "{{error_type}}",
+                "sum by (error_type) "
+                f'(rate(atalaia_genai_calls_total{{{AGENT}, error_type!=""}}[{RI}])) * 60',
+                "LLM {{error_type}}",
+            ),
+            prom(
+                "sum by (error_type) "
+                f'(rate(atalaia_tool_calls_total{{{AGENT}, error_type!=""}}[{RI}])) * 60',
+                "tool {{error_type}}",
+            ),
+            prom(
+                "sum by (error_type) (rate(atalaia_agent_tasks_total"
+                f'{{{AGENT}, atalaia_task_outcome!="success"}}[{RI}])) * 60',
+                "task {{error_type}}",
             ),
             w=8,
             stack=True,
         ),
         timeseries(
             "Task duration p50 / p95 / p99",
-            "Percentiles of the agent's task duration; exemplars link to the task's trace.",
+            "Percentiles of the agent's task duration; the dots are exemplars (the collector's "
+            "span metrics of its invoke_agent spans) that open the task's trace.",
             *(
                 prom(
                     f"histogram_quantile({q}, sum by (le) "
-                    f"(rate(atalaia_task_duration_seconds_bucket{{{AGENT}}}[{RI}])))",
+                    f"(rate(atalaia_agent_task_duration_seconds_bucket{{{AGENT}}}[{RI}])))",
                     f"p{int(q * 100)}",
-                    exemplar=True,
                 )
                 for q in (0.5, 0.95, 0.99)
+            ),
+            prom(
+                "histogram_quantile(0.99, sum by (le) (rate(atalaia_span_duration_seconds_bucket"
+                f'{{{AGENT}, gen_ai_operation_name="invoke_agent"}}[{RI}])))',
+                "p99 (exemplars)",
+                exemplar=True,
             ),
             unit="s",
             w=8,
@@ -206,7 +233,9 @@ def agent_drilldown() -> Dashboard:
         "Process",
         timeseries(
             "CPU",
-            "CPU utilisation of the agent's process (1 = one full core).",
+            "CPU utilisation of the agent's process (1 = one full core). Needs the process "
+            "metrics the atalaia library sends (OpenTelemetry's system-metrics instrumentation "
+            "sends the same names).",
             prom(f"max by (gen_ai_agent_name) (process_cpu_utilization_ratio{{{AGENT}}})", "cpu"),
             prom(
                 f"sum by (cpu_mode) (rate(process_cpu_time_seconds_total{{{AGENT}}}[{RI}]))",
@@ -218,15 +247,22 @@ def agent_drilldown() -> Dashboard:
         ),
         timeseries(
             "Memory (RSS)",
-            "Resident memory of the agent's process.",
+            "Resident memory of the agent's process (the same process metrics as CPU).",
             prom(f"max by (gen_ai_agent_name) (process_memory_usage_bytes{{{AGENT}}})", "rss"),
             unit="bytes",
             w=8,
         ),
         timeseries(
             "Retries and timeouts",
-            "The agent's own retries by reason and timeouts by reason, and the orchestrator's "
-            "re-dispatches to it, per minute.",
+            "LLM calls that failed in a way clients retry (rate limits, timeouts, server errors; "
+            "from the spans), the agent's own retries and timeouts by reason (the atalaia "
+            "library), and the orchestrator's re-dispatches to it, per minute.",
+            prom(
+                "sum by (error_type) (rate(atalaia_genai_calls_total"
+                f'{{{AGENT}, error_type=~"rate_limit|timeout|server_error|429|5..|.*Timeout.*|'
+                f'.*RateLimit.*"}}[{RI}])) * 60',
+                "retryable LLM {{error_type}}",
+            ),
             prom(
                 "sum by (atalaia_retry_reason) "
                 f"(rate(atalaia_retries_total{{{AGENT}}}[{RI}])) * 60",
@@ -248,11 +284,11 @@ def agent_drilldown() -> Dashboard:
         "Traces and logs",
         traces_table(
             "Slowest traces",
-            "The agent's slowest invoke_agent spans in the time range (TraceQL); click a trace "
-            "id to open it.",
+            "The agent's slowest tasks (invoke_agent spans) in the time range (TraceQL); click "
+            "a trace id to open it.",
             traceql(
-                '{ resource.gen_ai.agent.name = "$agent" && name =~ "invoke_agent.*" '
-                "&& duration > 1s }",
+                '{ span.gen_ai.agent.name = "$agent" '
+                '&& span.gen_ai.operation.name = "invoke_agent" && duration > 1s }',
                 limit=20,
             ),
             w=12,
@@ -260,8 +296,9 @@ def agent_drilldown() -> Dashboard:
         ),
         logs(
             "Logs",
-            "The agent's log lines; expand one and follow trace_id to its trace.",
-            logql('{gen_ai_agent_name="$agent"}'),
+            "The agent's log lines (by its gen_ai.agent.name, else its service name); expand one "
+            "and follow trace_id to its trace.",
+            logql(AGENT_LOGS),
             w=12,
             h=10,
         ),
@@ -272,7 +309,7 @@ def agent_drilldown() -> Dashboard:
             "Error lines",
             "The agent's ERROR log lines with their error.type and trace id; click a trace_id "
             "to open the trace in Tempo.",
-            logql('{gen_ai_agent_name="$agent"} | detected_level=~"(?i)error|critical|fatal"'),
+            logql(AGENT_LOGS + ' | detected_level=~"(?i)error|critical|fatal"'),
             w=24,
             h=8,
             overrides=[

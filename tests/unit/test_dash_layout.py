@@ -98,7 +98,7 @@ def test_panels_link_onward() -> None:
     """Latency -> exemplar traces, agent rows -> drill-down, error rows -> trace."""
     tv = {p["title"]: p for p in BOARDS["fleet-tv.json"]["panels"]}
     assert any(t["exemplar"] for t in tv["Task latency p95 / p99"]["targets"])
-    link = tv["Heartbeat age by agent"]["fieldConfig"]["defaults"]["links"][0]["url"]
+    link = tv["Idle time by agent"]["fieldConfig"]["defaults"]["links"][0]["url"]
     assert link.startswith("/d/atalaia-agent?var-agent=${__field.labels.gen_ai_agent_name}")
     agent = {p["title"]: p for p in BOARDS["agent-drilldown.json"]["panels"]}
     props = agent["Error lines"]["fieldConfig"]["overrides"][0]["properties"][0]["value"][0]
