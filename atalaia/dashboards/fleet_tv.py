@@ -66,8 +66,7 @@ def build() -> Dashboard:
             "Agents whose spans arrived in the last 5 minutes, out of those seen in the last day "
             "(gen_ai.agent.name, else the service name).",
             prom(
-                f"count(sum by (gen_ai_agent_name) (increase({AGENT_SPANS}[5m])) > 0)"
-                " or vector(0)",
+                f"count(sum by (gen_ai_agent_name) (increase({AGENT_SPANS}[5m])) > 0) or vector(0)",
                 "active",
                 instant=True,
             ),
@@ -81,8 +80,7 @@ def build() -> Dashboard:
         ),
         stat(
             "Tasks / min",
-            "Tasks the agents finished per minute, success and failure (their invoke_agent "
-            "spans).",
+            "Tasks the agents finished per minute, success and failure (their invoke_agent spans).",
             prom(f"sum(rate({TASKS}[$__rate_interval])) * 60", "tasks/min"),
             unit="short",
             decimals=1,

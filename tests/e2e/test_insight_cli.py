@@ -40,18 +40,19 @@ HAND_EVENTS = {
         "errors",
     ),
     "task_success": (
-        'sum(increase(orchestrator_tasks_total{{status="failure"}}[{w}])) or vector(0)',
-        "sum(increase(orchestrator_tasks_total[{w}]))",
+        'sum(increase(atalaia_agent_tasks_total{{atalaia_task_outcome!="success"}}[{w}]))'
+        " or vector(0)",
+        "sum(increase(atalaia_agent_tasks_total[{w}]))",
         "errors",
     ),
     "latency_p50": (
-        'sum(increase(orchestrator_task_duration_seconds_bucket{{le=~"30(\\\\.0)?"}}[{w}]))',
-        "sum(increase(orchestrator_task_duration_seconds_count[{w}]))",
+        'sum(increase(atalaia_agent_task_duration_seconds_bucket{{le=~"30(\\\\.0)?"}}[{w}]))',
+        "sum(increase(atalaia_agent_task_duration_seconds_count[{w}]))",
         "good",
     ),
     "latency_p99": (
-        'sum(increase(orchestrator_task_duration_seconds_bucket{{le=~"120(\\\\.0)?"}}[{w}]))',
-        "sum(increase(orchestrator_task_duration_seconds_count[{w}]))",
+        'sum(increase(atalaia_agent_task_duration_seconds_bucket{{le=~"120(\\\\.0)?"}}[{w}]))',
+        "sum(increase(atalaia_agent_task_duration_seconds_count[{w}]))",
         "good",
     ),
 }
