@@ -9,6 +9,7 @@ renamed into place only on success, so an interrupted build never leaves a half-
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -68,6 +69,12 @@ UI_STUB = (
 )
 
 
+def stub_source(c: up.Component) -> Path:
+    """Where the UI-stubbed copy of a module is built from. Go records a replacement's directory
+    in the binary, so it is the same path for every tool cache: the same locks, the same bytes."""
+    return Path(tempfile.gettempdir()) / "atalaia-ui-stub" / f"{c.name}-{c.module_version}"
+
+
 def stub_ui_module(c: up.Component, work: Path, env: dict[str, str]) -> list[str]:
     """Build against a copy of the module whose UI directories hold a stub page.
 
@@ -82,7 +89,8 @@ def stub_ui_module(c: up.Component, work: Path, env: dict[str, str]) -> list[str
         text=True,
         check=True,
     )
-    src = work / "src"
+    src = stub_source(c)
+    shutil.rmtree(src, ignore_errors=True)
     shutil.copytree(json.loads(proc.stdout)["Dir"], src)
     for d in c.ui_stubs:
         (src / d).chmod(0o755) if (src / d).exists() else (src / d).mkdir(parents=True)
@@ -97,20 +105,36 @@ def stub_ui_module(c: up.Component, work: Path, env: dict[str, str]) -> list[str
     return [f"-modfile={work / 'go.mod'}"]
 
 
+# up.BUILD_FLAGS has -buildvcs=false: a tool built from a module inside this repository (the
+# collector) would otherwise carry the checkout's commit and dirty flag, and differ each time.
 def build_go_component(c: up.Component, work: Path) -> None:
     env = go_env()
-    flags = ["-trimpath", "-ldflags", " ".join(["-s", "-w", *c.ldflags])]
+    flags = [*up.BUILD_FLAGS, "-ldflags", " ".join(["-s", "-w", *c.ldflags])]
     if c.tags:
         flags += ["-tags", c.tags]
-    if c.ui_stubs:
-        flags += stub_ui_module(c, work, env)
-    for binary, pkg in c.binaries.items():
-        run(
-            f"{c.name}/{binary}",
-            ["go", "build", "-C", str(c.wrapper), *flags, "-o", str(work / "bin" / binary), pkg],
-            work,
-            env,
-        )
+    with contextlib.ExitStack() as stack:
+        if c.ui_stubs:  # one build at a time uses the shared stub directory
+            lock_path = stub_source(c).with_suffix(".lock")
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fcntl.flock(stack.enter_context(open(lock_path, "w")), fcntl.LOCK_EX)
+            flags += stub_ui_module(c, work, env)
+            stack.callback(shutil.rmtree, stub_source(c), True)
+        for binary, pkg in c.binaries.items():
+            run(
+                f"{c.name}/{binary}",
+                [
+                    "go",
+                    "build",
+                    "-C",
+                    str(c.wrapper),
+                    *flags,
+                    "-o",
+                    str(work / "bin" / binary),
+                    pkg,
+                ],
+                work,
+                env,
+            )
 
 
 def build(c: up.Component) -> None:
@@ -118,7 +142,6 @@ def build(c: up.Component) -> None:
     shutil.rmtree(work, ignore_errors=True)
     (work / "bin").mkdir(parents=True)
     build_go_component(c, work)
-    shutil.rmtree(work / "src", ignore_errors=True)
     (work / STAMP).write_text(c.inputs_digest() + "\n")
     shutil.rmtree(c.dir, ignore_errors=True)
     work.rename(c.dir)

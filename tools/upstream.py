@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# Flags of every `go build` (tools/build.py uses them; a change rebuilds every tool).
+BUILD_FLAGS = ("-trimpath", "-buildvcs=false")
 VERSIONS_FILE = REPO / "versions.env"
 GO_WRAPPERS = REPO / "tools" / "go"
 COLLECTOR_MANIFEST = REPO / "otel-collector" / "builder-config.yaml"
@@ -84,7 +86,9 @@ class Component:
         h = hashlib.sha256()
         for f in sorted(self.wrapper.iterdir()) if self.wrapper.exists() else []:
             h.update(f.name.encode() + b"\0" + f.read_bytes())
-        h.update(repr((self.binaries, self.ldflags, self.tags, self.ui_stubs)).encode())
+        h.update(
+            repr((self.binaries, self.ldflags, self.tags, self.ui_stubs, BUILD_FLAGS)).encode()
+        )
         return h.hexdigest()[:16]
 
 
