@@ -145,7 +145,9 @@ def _records(request: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, An
             for scope in rs.get(scopes, []):
                 for item in scope.get(items, []):
                     ids = {k: hex_id(item.get(k)) for k in ("traceId", "spanId", "parentSpanId")}
-                    out.append((resource, {**item, **{k: v for k, v in ids.items() if k in item}}))
+                    if items == "logRecords":  # a record outside any span has no ids at all
+                        ids = {k: v for k, v in ids.items() if k in item}
+                    out.append((resource, {**item, **ids}))  # a root span's parent is ""
     return out
 
 

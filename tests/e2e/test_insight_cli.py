@@ -212,7 +212,7 @@ def test_slo_check_can_fail(
     for slo in spec["slos"]:
         if slo["name"] == "task_success":
             slo["sli"]["events"]["errors"] = slo["sli"]["events"]["errors"].replace(
-                'status="failure"', 'status="success"'
+                'atalaia_task_outcome!="success"', 'atalaia_task_outcome="success"'
             )
     tampered = tmp_path / "slos.yaml"
     tampered.write_text(yaml.safe_dump(spec))

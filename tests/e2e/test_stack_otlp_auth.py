@@ -2,7 +2,7 @@
 turn away requests without the bearer token and accept those with it.
 
 This runs its own collector on free ports, beside the native stack, from a copy of the two
-committed files in which only ports and the queue directory differ.
+committed files in which only ports, the queue directory and the includes' directory differ.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def authenticated_collector(tmp_path: Path) -> Iterator[str]:
         text = text.replace("port: 8888", f"port: {ports[8888]}")
         text = text.replace("host: 0.0.0.0", "host: 127.0.0.1")
         text = text.replace("/var/lib/otelcol", str(tmp_path))
+        text = text.replace("/etc/otelcol", str(REPO / "otel-collector"))  # its includes
         (tmp_path / name).write_text(text)
         configs.append(f"--config={tmp_path / name}")
     log = open(tmp_path / "collector.log", "wb")  # noqa: SIM115 - closed below

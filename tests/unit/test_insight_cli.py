@@ -83,7 +83,7 @@ def test_parse_time() -> None:
 def test_error_ratio_expr_is_the_specs() -> None:
     slos = {s.name: s for s in load_spec().slos}
     expr = error_ratio_expr(slos["task_success"], "7d")
-    assert 'sum(rate(orchestrator_tasks_total{status="failure"}[7d]))' in expr
+    assert 'sum(rate(atalaia_agent_tasks_total{atalaia_task_outcome!="success"}[7d]))' in expr
     assert "$window" not in expr
     fresh = error_ratio_expr(slos["freshness"], "1h", "30s")
     assert fresh.startswith("1 - avg_over_time((") and fresh.endswith(")[1h:30s])")
