@@ -157,10 +157,14 @@ def trim(request: dict[str, Any]) -> dict[str, Any]:
         for rs in request.get(key, []):
             res = rs.get("resource", {})
             if "attributes" in res:
-                res["attributes"] = _keep_attrs(res["attributes"], lambda k: k.startswith(RESOURCE_DROP))
+                res["attributes"] = _keep_attrs(
+                    res["attributes"], lambda k: k.startswith(RESOURCE_DROP)
+                )
             for scope in rs.get(scopes, []):
                 for item in scope.get(items, []):
-                    item["attributes"] = _keep_attrs(item.get("attributes", []), ATTRIBUTE_DROP.__contains__)
+                    item["attributes"] = _keep_attrs(
+                        item.get("attributes", []), ATTRIBUTE_DROP.__contains__
+                    )
                     for event in item.get("events", []):
                         event["attributes"] = _keep_attrs(
                             event.get("attributes", []), ATTRIBUTE_DROP.__contains__
@@ -259,18 +263,24 @@ def record(emitter: str) -> None:
         "packages": {
             name: versions[name]
             for name in sorted(versions)
-            if name in {p.split("<")[0].split(">")[0] for p in pins} or name.startswith(
+            if name in {p.split("<")[0].split(">")[0] for p in pins}
+            or name.startswith(
                 ("opentelemetry-instrumentation", "opentelemetry-util-genai", "openinference")
             )
         },
         "service.name": f"golden-{emitter}",
         "sdk_metrics": metrics,
-        "log_records": sum(len(s) for s in (texts["logs.jsonl"].splitlines(),)),
+        "log_records": sum(
+            len(sl.get("logRecords", []))
+            for r in logs
+            for rl in r.get("resourceLogs", [])
+            for sl in rl.get("scopeLogs", [])
+        ),
     }
     expected = {"service.name": f"golden-{emitter}", **summary, "calls": state.ground_truth()}
     texts["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     texts["expected.json"] = json.dumps(expected, indent=2) + "\n"
-    for name, text in texts.items():
+    for text in texts.values():
         check_clean(text, emitter, [str(env_dir), tmp])
     for name, text in texts.items():
         if name == "logs.jsonl" and not text:
@@ -278,10 +288,14 @@ def record(emitter: str) -> None:
             continue
         (out / name).write_text(text)
     spans = sum(
-        len(s.get("spans", [])) for r in traces for rs in r.get("resourceSpans", [])
+        len(s.get("spans", []))
+        for r in traces
+        for rs in r.get("resourceSpans", [])
         for s in rs.get("scopeSpans", [])
     )
-    print(f"[golden] {emitter}: {spans} spans, {len(logs)} log requests, {len(metrics)} metric names")
+    print(
+        f"[golden] {emitter}: {spans} spans, {len(logs)} log requests, {len(metrics)} metric names"
+    )
 
 
 def main() -> None:
