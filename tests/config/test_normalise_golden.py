@@ -62,10 +62,19 @@ CANONICAL_ERRORS = {"rate_limit", "timeout", "server_error", "bad_request", "aut
 CANONICAL_ERRORS |= {"not_found", "connection", "other"}
 
 # What an emitter leaves out or gets wrong, per call (see call_key) and field: the value its
-# canonical span has instead (None: absent), and why. Fields: the TOKENS keys, "response_model".
+# canonical span has instead (None: absent), and why. Fields: the TOKENS keys, "response_model",
+# "error" (the normalised error.type).
 # Zero cache counts where the provider reported none are not listed: a 0 is the truth.
 NO_CACHE_OPENAI = "does not read OpenAI's prompt_tokens_details / completion_tokens_details"
 NO_STREAM_USAGE = "the stream wrapper reads usage only from a final response, not from the chunks"
+VERCEL_ERROR = "records a failed call as a plain Error, 'AI SDK operation failed': no status"
+# LLM spans an emitter makes beside the one per call: (provider, operation) -> how many, and why.
+# They are counted as calls too: the collector cannot tell a wrapper from the call inside it.
+EXTRA_SPANS: dict[str, dict[tuple[str, str], tuple[int, str]]] = {
+    "vercel-ai": {
+        ("openai", "embeddings"): (1, "embed() is an embeddings span around the call's own"),
+    },
+}
 GAPS: dict[str, dict[tuple[str, str], tuple[int | str | None, str]]] = {
     "openai-v2": {
         ("openai.chat", "cache_read"): (None, NO_CACHE_OPENAI),
@@ -89,6 +98,16 @@ GAPS: dict[str, dict[tuple[str, str], tuple[int | str | None, str]]] = {
             "reads reasoning tokens of whole responses only",
         ),
         ("anthropic.chat.stream", "output"): (26, "adds message_start's placeholder output 1"),
+    },
+    "vercel-ai": {
+        ("openai.chat", "reasoning"): (None, "does not record reasoning tokens"),
+        ("openai.chat.stream", "reasoning"): (None, "does not record reasoning tokens"),
+        ("openai.chat.429", "error"): ("other", VERCEL_ERROR),
+        ("openai.chat.500", "error"): ("other", VERCEL_ERROR),
+        ("anthropic.chat.429", "error"): ("other", VERCEL_ERROR),
+        ("anthropic.chat.500", "error"): ("other", VERCEL_ERROR),
+        # The embed() wrapper span has no response model, the call span inside it has none either.
+        ("openai.embeddings", "response_model"): (None, "not recorded on embeddings"),
     },
     "agento11y": {
         ("openai.chat.stream", "input"): (None, NO_STREAM_USAGE),
@@ -316,6 +335,8 @@ def canonical_truth(emitter: str, call: dict[str, Any]) -> dict[str, Any]:
     }
     if (key, "response_model") in gaps:
         truth["gen_ai.response.model"] = gaps[(key, "response_model")][0]
+    if (key, "error") in gaps:
+        truth["error.type"] = gaps[(key, "error")][0]
     usage = call["usage"] or {}
     for name, attribute in TOKENS.items():
         reported = usage.get(name)
@@ -335,10 +356,25 @@ def llm_spans(replay: Replay, emitter: str) -> list[Span]:
     ]
 
 
+def without_extra(emitter: str, spans: list[Span]) -> list[Span]:
+    """The spans of the calls: EXTRA_SPANS' wrappers (those with no tokens) left out."""
+    extra = {k: n for k, (n, _) in EXTRA_SPANS.get(emitter, {}).items()}
+    out = []
+    for span in spans:
+        a = span.attributes
+        key = (a.get("gen_ai.provider.name"), a.get("gen_ai.operation.name"))
+        if extra.get(key) and "gen_ai.usage.input_tokens" not in a:
+            extra[key] -= 1
+            continue
+        out.append(span)
+    assert not any(extra.values()), f"{emitter}: EXTRA_SPANS not found: {extra}"
+    return out
+
+
 @pytest.mark.parametrize("emitter", EMITTERS)
 def test_each_llm_call_is_one_canonical_span(replay: Replay, emitter: str) -> None:
     calls = expected(emitter)["calls"]
-    spans = llm_spans(replay, emitter)
+    spans = without_extra(emitter, llm_spans(replay, emitter))
     assert [s.raw["name"] for s in spans] and len(spans) == len(calls), (
         f"{emitter}: {len(calls)} LLM calls made, {len(spans)} LLM spans after normalisation:"
         f" {[s.raw['name'] for s in spans]}"
@@ -375,6 +411,9 @@ def test_derived_llm_metrics_count_each_call_and_token(replay: Replay, emitter: 
         for attribute, token_type in TOKEN_TYPE.items():
             if truth[attribute] is not None:
                 want_tokens[(*labels, token_type)] += truth[attribute]
+    for (provider, operation), (n, _) in EXTRA_SPANS.get(emitter, {}).items():
+        model = next(c["request_model"] for c in exp["calls"] if c["operation"] == operation)
+        want_calls[(provider, model, operation, None)] += n
     agents = set()
     got_calls: Counter[tuple[Any, ...]] = Counter()
     for a, v in replay.series(service, "atalaia.genai.calls"):
@@ -396,7 +435,7 @@ def test_derived_llm_metrics_count_each_call_and_token(replay: Replay, emitter: 
     # Zero counts (a 0 cache read) may or may not make a series; compare the non-zero ones.
     assert {k: v for k, v in got_tokens.items() if v} == {k: v for k, v in want_tokens.items() if v}
     # The agent is named: by the emitter where it sets gen_ai.agent.name, else by the service.
-    assert agents and agents <= {"golden-agent", service}, agents
+    assert agents and agents <= {exp.get("agent", "golden-agent"), service}, agents
 
 
 @pytest.mark.parametrize("emitter", EMITTERS)
@@ -406,9 +445,11 @@ def test_tasks_and_tool_calls_are_counted(replay: Replay, emitter: str) -> None:
     tasks = replay.series(service, "atalaia.agent.tasks")
     tools = replay.series(service, "atalaia.tool.calls")
     assert sum(v for _, v in tasks) == exp["tasks"], tasks
+    failed = sum(v for a, v in tasks if a["atalaia.task.outcome"] == "failure")
+    assert failed == exp.get("failed_tasks", 0), tasks
     assert sum(v for _, v in tools) == exp["tools"], tools
     for a, _ in tasks:
-        assert a["gen_ai.agent.name"] == "golden-agent" and a["atalaia.task.outcome"] == "success"
+        assert a["gen_ai.agent.name"] == exp.get("agent", "golden-agent"), a
     for a, _ in tools:
         assert a["gen_ai.tool.name"] == "lookup_weather", a
 
@@ -447,7 +488,8 @@ def test_nothing_canonical_the_emitter_sent_is_overwritten(replay: Replay, emitt
 
 
 def test_every_gap_is_still_a_gap(replay: Replay) -> None:
-    """A GAPS entry names a call that exists: a stale entry would hide a regression."""
+    """A GAPS entry names a call that exists: a stale entry would hide a regression. (A gap that
+    closes fails test_each_llm_call_is_one_canonical_span: the value differs from the entry.)"""
     for emitter, gaps in GAPS.items():
         keys = {call_key(c) for c in expected(emitter)["calls"]}
         stale = [k for k, _ in gaps if k not in keys]

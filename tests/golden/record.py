@@ -50,7 +50,34 @@ ATTRIBUTE_DROP |= {"code.line.number", "code.namespace", "code.function"}
 
 
 def emitters() -> list[str]:
-    return sorted(p.parent.name for p in HERE.glob("*/requirements.txt"))
+    """Python emitters have a requirements.txt, JavaScript ones a package-lock.json."""
+    locks = [*HERE.glob("*/requirements.txt"), *HERE.glob("*/package-lock.json")]
+    return sorted(p.parent.name for p in locks)
+
+
+def is_node(emitter: str) -> bool:
+    return (HERE / emitter / "package-lock.json").exists()
+
+
+NPM_CI = ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--engine-strict=false"]
+
+
+def node_env(emitter: str) -> Path:
+    """A JavaScript emitter's packages, installed with `npm ci` from its lock file into the
+    cache (keyed by the lock), with its agent.mjs copied beside them."""
+    lock = HERE / emitter / "package-lock.json"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
+    path = cache_dir() / f"node-{emitter}-{digest}"
+    if not (path / ".installed").exists():
+        print(f"[golden] {emitter}: npm ci into {path}", flush=True)
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(HERE / emitter / name, path / name)
+        subprocess.run(NPM_CI, cwd=path, check=True)
+        (path / ".installed").touch()
+    shutil.copy(HERE / emitter / "agent.mjs", path / "agent.mjs")
+    return path
 
 
 def cache_dir() -> Path:
@@ -204,9 +231,21 @@ def installed_versions(python: Path) -> dict[str, str]:
     return {p["name"].lower(): p["version"] for p in json.loads(out)}
 
 
+def node_versions(env_dir: Path) -> dict[str, str]:
+    lock = json.loads((env_dir / "package-lock.json").read_text())
+    wanted = lock["packages"][""]["dependencies"]
+    return {name: lock["packages"][f"node_modules/{name}"]["version"] for name in wanted}
+
+
 def record(emitter: str) -> None:
-    env_dir = venv(emitter)
+    node = is_node(emitter)
+    env_dir = node_env(emitter) if node else venv(emitter)
     python = env_dir / "bin" / "python"
+    command = (
+        ["node", str(env_dir / "agent.mjs")]
+        if node
+        else [str(python), str(HERE / "agent.py"), emitter]
+    )
     with tempfile.TemporaryDirectory(prefix="atalaia-golden-") as tmp:
         state = mock_llm.MockLLM()
         server = mock_llm.serve(state)
@@ -231,7 +270,7 @@ def record(emitter: str) -> None:
         print(f"[golden] {emitter}: running the agent", flush=True)
         try:
             proc = subprocess.run(
-                [str(python), str(HERE / "agent.py"), emitter],
+                command,
                 env=env,
                 capture_output=True,
                 text=True,
@@ -252,22 +291,24 @@ def record(emitter: str) -> None:
         "traces.jsonl": "".join(json.dumps(r, sort_keys=True) + "\n" for r in traces),
         "logs.jsonl": "".join(json.dumps(r, sort_keys=True) + "\n" for r in logs),
     }
-    versions = installed_versions(python)
-    pins = [
-        line.split("==")[0].lower()
-        for line in (out / "requirements.in").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    manifest = {
-        "emitter": emitter,
-        "packages": {
+    if node:
+        packages = node_versions(env_dir)
+    else:
+        versions = installed_versions(python)
+        pins = {
+            line.split("#")[0].strip().split("==")[0].split("<")[0].split(">")[0].lower()
+            for line in (out / "requirements.in").read_text().splitlines()
+            if line.split("#")[0].strip()
+        }
+        prefixes = ("opentelemetry-instrumentation", "opentelemetry-util-genai", "openinference")
+        packages = {
             name: versions[name]
             for name in sorted(versions)
-            if name in {p.split("<")[0].split(">")[0] for p in pins}
-            or name.startswith(
-                ("opentelemetry-instrumentation", "opentelemetry-util-genai", "openinference")
-            )
-        },
+            if name in pins or name.startswith(prefixes)
+        }
+    manifest = {
+        "emitter": emitter,
+        "packages": packages,
         "service.name": f"golden-{emitter}",
         "sdk_metrics": metrics,
         "log_records": sum(
