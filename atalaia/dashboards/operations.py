@@ -258,9 +258,8 @@ def agent_drilldown() -> Dashboard:
             "from the spans), the agent's own retries and timeouts by reason (the atalaia "
             "library), and the orchestrator's re-dispatches to it, per minute.",
             prom(
-                "sum by (error_type) (rate(atalaia_genai_calls_total"
-                f'{{{AGENT}, error_type=~"rate_limit|timeout|server_error|429|5..|.*Timeout.*|'
-                f'.*RateLimit.*"}}[{RI}])) * 60',
+                "sum by (error_type) (rate(atalaia_genai_calls_total{"
+                f'{AGENT}, error_type=~"rate_limit|timeout|server_error|connection"}}[{RI}])) * 60',
                 "retryable LLM {{error_type}}",
             ),
             prom(
