@@ -1,8 +1,10 @@
 """`atalaia explain --agent NAME`: why was this agent slow or failing, and since when?
 
-Reads the agent's tasks from Tempo, where their time went along the critical path, and what
-changed elsewhere at the same time (Prometheus, Loki); prints ranked likely causes with their
-evidence and Grafana Explore links (`--json`: the same as JSON). See docs/insight.md and
+Ranks from Prometheus alone: the agent's tasks and where their time went (the series the
+collector derives from any emitter's spans), and what changed elsewhere at the same time; Tempo
+adds example traces and Loki the most frequent error messages when they answer. Prints ranked
+likely causes with their evidence and Grafana Explore links (`--json`: the same as JSON), and
+silent failures and restarts even when the tasks look fine. See docs/insight.md and
 `atalaia.explain` for the method.
 """
 
@@ -77,7 +79,7 @@ def to_json(e: ex.Explanation, grafana: str) -> dict[str, Any]:
     data = asdict(e)
     span = (min(e.baseline.start, e.window.start), e.window.end)
     data["slow_tasks_url"] = explore(grafana, "tempo", e.slow_tasks_query, *span)
-    for cause in [*data["causes"], *data["other_changes"]]:
+    for cause in [*data["causes"], *data["other_changes"], *data["silent_failures"]]:
         cause["explore_url"] = explore(grafana, cause["backend"], cause["query"], *span)
     for example in data["examples"]:
         example["explore_url"] = explore(
@@ -107,12 +109,23 @@ def to_text(e: ex.Explanation, data: dict[str, Any]) -> str:
         reasons = ", ".join(f"{k} ({v})" for k, v in e.failure_reasons.items())
         out.append(f"Failure reasons: {reasons}.")
     if e.breakdown:
-        out += ["", "Where the time went (critical path; mean per slow/failed task vs baseline):"]
+        how = (
+            "critical path of the task"
+            if e.trace_id
+            else "mean per task over the incident, from span metrics"
+        )
+        out += ["", f"Where the time went ({how}; vs baseline):"]
         for p in e.breakdown[:8]:
             out.append(
                 f"  {p.label:<44} {p.window_s:8.2f} s  (baseline {p.baseline_s:6.2f} s)  "
                 f"{p.delta_s:+7.2f} s  {p.share:4.0%}"
             )
+    if data["silent_failures"]:
+        out += ["", "Failing although the tasks look fine:"]
+        for cause in data["silent_failures"]:
+            out.append(f"  - {cause['evidence'][0]}: {cause['explore_url']}")
+    if e.events:
+        out += ["", "Events:", *(f"  - {x}" for x in e.events)]
     out += ["", "Likely causes:" if e.causes else "Likely causes: none significant."]
     for n, cause in enumerate(data["causes"], 1):
         out += _cause_lines(n, cause)
@@ -166,9 +179,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "explain",
         help="why was an agent slow or failing: ranked causes with evidence",
-        description="Finds the agent's slow and failed tasks in Tempo, breaks their time down "
-        "along the critical path, compares with the agent's baseline and with what changed "
-        "elsewhere at the same time (Prometheus, Loki), and ranks the likely causes. Times are "
+        description="Finds the agent's slow and failed tasks and where their time went "
+        "(Prometheus: the collector's span metrics), compares with the agent's baseline and "
+        "with what changed elsewhere at the same time, and ranks the likely causes; Tempo adds "
+        "example traces and Loki error messages when they answer. Times are "
         "Unix seconds, ISO 8601, `now` or `now-15m`. Exit 1 when a backend fails, 2 on bad "
         "arguments, 3 when there are no tasks to explain or compare with.",
     )

@@ -1,41 +1,52 @@
 """Why was an agent slow (or failing)? The analysis behind `atalaia explain`.
 
-1. Tasks: the agent's traces in the window and in a baseline period (Tempo, TraceQL). A task is
-   *slow* above max(2 x the baseline median, the baseline p95); the window has a symptom when at
-   least a fifth of its tasks (and two or more) are slow or failed and that is three times the
-   baseline's share.
-2. Where the time went: each task's critical path, split into queue wait, planning, LLM calls by
-   model, tools, other services a tool called, failed attempts and timed-out attempts
-   (`atalaia.traces`), averaged over the slow/failed tasks and compared with the baseline tasks.
-3. What changed at the same time: every candidate signal (`atalaia.explain_signals`: process CPU
-   and memory, LLM latency and error rate by model, retries, errors, queue depth, restarts, budget
-   throttling, error logs) compared between the baseline and the slow period.
+It ranks from Prometheus alone, on the series the collector derives from any emitter's spans
+(`atalaia.explain_metrics`), so it explains an agent whoever instrumented it. Tempo adds example
+traces, and Loki the most frequent error messages, when they answer; when they do not, that is
+said, never an error. One task by its trace id (`--trace`) is read from Tempo.
+
+1. Tasks: the agent's tasks (its `invoke_agent` spans) in the window and in a baseline period,
+   from their duration histogram. A task is *slow* above max(2 x the baseline median, the
+   baseline p95); the window has a symptom when at least a fifth of its tasks (and two or more)
+   are slow or failed and that is three times the baseline's share, or when the agent served
+   under 30 % of the tasks its baseline rate predicts (down, hung, off).
+2. Where the time went: mean seconds per task in each kind of work (LLM calls by model, tools,
+   other services a tool waited for, failed calls, the rest) over the incident, against the
+   baseline. For one trace: its critical path (`atalaia.traces`).
+3. What changed at the same time: every candidate signal (`atalaia.explain_signals`: process and
+   host CPU and memory, LLM latency, errors, calls and tokens by model, tool failures, retries,
+   errors, queue depth, restarts, budget throttling, error logs) between the baseline and the
+   incident.
 4. Ranking: score = anomaly x (0.2 + 0.8 x relevance) x timing, where anomaly is how far the
    signal moved (0..1, two doublings = 1), relevance the share of the extra time (or of the
    failures) that lies where this signal can act, and timing 1 when the signal moved at most 5 min
    before and 1 min after the slowdown began, else 0.5 (it more likely followed than caused it).
-   "likely" from 0.4, "possible" from 0.15; nothing is significant when there is no symptom.
+   "likely" from 0.4, "possible" from 0.15, and only with a relevance above 0: a signal that only
+   coincides in time is listed under other changes, never as a cause.
+
+Two things are reported even when the tasks look healthy: silent failures (a tool or integration
+of the agent failing far above its baseline: leads lost while tasks "succeed") and events (the
+agent's process restarted, even when the supervisor healed it within seconds).
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from atalaia import explain_metrics as em
 from atalaia import explain_signals as sig
 from atalaia import traces
 from atalaia.backends import BackendError, Loki, NoData, Prometheus, Series, Tempo
 
 LIKELY, POSSIBLE = 0.4, 0.15
 SEARCH_LIMIT = 500  # traces listed per period (search results are small)
-FETCH_WINDOW = 60  # slow/failed traces fetched in full from the window
-FETCH_BASELINE = 40  # baseline traces fetched in full
+FETCH_BASELINE = 40  # baseline traces fetched in full for one trace's comparison
+EXAMPLES = 3
 TIE_ORDER = (
     "cpu",
     "memory",
@@ -43,6 +54,8 @@ TIE_ORDER = (
     "llm_errors",
     "llm_tokens",
     "llm_calls",
+    "tool_errors",
+    "integration_errors",
     "budget",
     "agent_down",
     "off_shift",
@@ -55,6 +68,9 @@ TIE_ORDER = (
     "retries",
 )
 BEFORE_S, AFTER_S = 300.0, 60.0  # a cause may start this long before / after the slowdown
+# A tool or integration failing this much more than at baseline is a finding on its own.
+SILENT_KINDS = ("tool_errors", "integration_errors")
+SILENT_ANOMALY = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,9 +85,9 @@ class Period:
 
 @dataclass
 class TaskStats:
-    count: int
-    slow: int
-    failed: int
+    count: float
+    slow: float
+    failed: float
     median_s: float | None
     p90_s: float | None
 
@@ -80,7 +96,7 @@ class TaskStats:
 class Part:
     category: str
     label: str
-    window_s: float  # mean seconds per slow/failed task
+    window_s: float  # mean seconds per task in the incident (per slow/failed task: one trace)
     baseline_s: float  # mean seconds per baseline task
     delta_s: float
     share: float  # of the extra time (positive deltas only)
@@ -134,6 +150,8 @@ class Explanation:
     uncertainty: list[str]
     failure_reasons: dict[str, int] = field(default_factory=dict)
     slow_tasks_query: str = ""  # TraceQL for the agent's slow tasks (the Explore link's query)
+    silent_failures: list[Cause] = field(default_factory=list)  # failing although tasks are fine
+    events: list[str] = field(default_factory=list)  # restarts and the like, with their time
 
 
 class ExplainError(Exception):
@@ -173,13 +191,6 @@ def error_lines_query(service: str) -> str:
     return f'{{service_name={quoted(service)}}} | detected_level=~"(?i)error|critical|fatal"'
 
 
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def _fetch(tempo: Tempo, ids: list[str]) -> list[traces.Trace]:
     result = []
     for trace_id in ids:
@@ -193,16 +204,6 @@ def _fetch(tempo: Tempo, ids: list[str]) -> list[traces.Trace]:
     return result
 
 
-def _listing(tempo: Tempo, agent: str, period: Period) -> list[dict[str, object]]:
-    found = tempo.search(tasks_query(agent), period.start, period.end, limit=SEARCH_LIMIT)
-    return [t for t in found if period.start <= _start(t)]
-
-
-def _failed_ids(tempo: Tempo, agent: str, period: Period) -> set[str]:
-    found = tempo.search(failed_tasks_query(agent), period.start, period.end, limit=SEARCH_LIMIT)
-    return {str(t["traceID"]) for t in found}
-
-
 def _mean_breakdown(tasks: list[traces.Trace]) -> dict[str, float]:
     sums: dict[str, float] = defaultdict(float)
     for task in tasks:
@@ -211,25 +212,14 @@ def _mean_breakdown(tasks: list[traces.Trace]) -> dict[str, float]:
     return {c: s / len(tasks) for c, s in sums.items()} if tasks else {}
 
 
-def _stats(durations: list[float], slow: int, failed: int) -> TaskStats:
-    return TaskStats(
-        len(durations),
-        slow,
-        failed,
-        statistics.median(durations) if durations else None,
-        _quantile(durations, 0.9),
-    )
+def _seconds(t: dict[str, object]) -> float:
+    """A search result's duration in seconds."""
+    return float(str(t.get("durationMs", 0))) / 1e3
 
 
-def _onset(window: list[traces.Trace], is_bad: Callable[[traces.Trace], bool]) -> float | None:
-    """When the trouble began: the first bad task after which at least half of the next four
-    tasks were bad too (one unlucky task does not start an incident)."""
-    ordered = sorted(window, key=lambda t: t.start)
-    for i, task in enumerate(ordered):
-        following = ordered[i + 1 : i + 5]
-        if is_bad(task) and (not following or sum(map(is_bad, following)) * 2 >= len(following)):
-            return task.start
-    return None
+def _start(t: dict[str, object]) -> float:
+    """A search result's start, Unix seconds."""
+    return int(str(t.get("startTimeUnixNano", 0))) / 1e9
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -255,52 +245,179 @@ def clock(t: float) -> str:
 def _title(signal: sig.Signal, labels: dict[str, str], agent: str) -> str:
     values = defaultdict(lambda: "?", {**labels, "agent": agent})
     # A process is named by its agent when it has one: "CPU of Helix (service helix)".
-    if labels.get("error_type") == "429":
-        values["error_type"] = "429 (rate limited)"
+    if labels.get("error_type") in ("429", "rate_limit"):
+        values["error_type"] = f"{labels['error_type']} (rate limited)"
     if labels.get("gen_ai_agent_name") and "service_name" in labels:
         values["service_name"] = f"{labels['gen_ai_agent_name']} (service {labels['service_name']})"
     return signal.title.format_map(values)
 
 
-def _range(
-    signal: sig.Signal,
-    query: str,
-    prom: Prometheus,
-    loki: Loki | None,
-    start: float,
-    end: float,
-    step: float,
-) -> list[Series]:
-    if signal.backend == "loki":
-        if loki is None:
-            return []
-        return loki.series_range(query, start, end, step)
-    return prom.query_range(query, start, end, step)
-
-
+# --- the agent's tasks ------------------------------------------------------------------------
 @dataclass
 class _Tasks:
     """The agent's tasks in the baseline and the window, and the verdict on the window."""
 
-    base_count: int  # tasks listed in the baseline
-    base_tasks: list[traces.Trace]  # a sample of them, fetched in full
     base_stats: TaskStats
     threshold: float  # slow above this many seconds
-    fetched: list[traces.Trace]  # window tasks fetched in full: the slow and failed (or the trace)
-    explained: list[traces.Trace]  # those that are slow or failed
     window_stats: TaskStats
     symptom: bool
     onset: float | None  # when the slowdown began
-    period: Period  # while it lasted: what signals are compared over
+    period: Period  # while it lasted: what signals and time are compared over
+    period_count: float  # tasks that ended in the period
+    period_mean_s: float | None
+    base_mean_s: float | None
+    bad: float  # slow or failed tasks to explain
+    reasons: Counter[str]  # error_type of the failed tasks -> tasks
+    services: set[str]  # the services the agent's tasks ran in
     # Tasks the baseline's rate predicts in the window but that never reached the agent (0 when
     # it served at least 30 % of them): an agent that is down or hung fails no task, it has none.
     missing: float = 0.0
     expected: float = 0.0
+    trace: traces.Trace | None = None  # --trace: the one task
+    base_traces: list[traces.Trace] = field(default_factory=list)  # --trace: its baseline
 
 
+def _stats(p: em.PeriodTasks, threshold: float) -> TaskStats:
+    h = p.histogram
+    return TaskStats(round(p.count, 1), round(h.above(threshold), 1), round(p.failed, 1),
+                     h.quantile(0.5), h.quantile(0.9))  # fmt: skip
+
+
+def _metric_tasks(prom: Prometheus, agent: str, window: Period, baseline: Period) -> _Tasks:
+    base = em.period_tasks(prom, agent, baseline.start, baseline.end)
+    if base.count < 1 or base.histogram.count < 1:
+        raise ExplainError(
+            f"Prometheus has no tasks of {agent} in the baseline {clock(baseline.start)} .. "
+            f"{clock(baseline.end)} (its invoke_agent spans, counted by the collector as "
+            f"{em.TASKS}): nothing to compare with (choose another baseline with "
+            "--baseline-from/--baseline-to, or check the agent's name)"
+        )
+    median = base.histogram.quantile(0.5) or 0.0
+    threshold = max(2 * median, base.histogram.quantile(0.95) or 0.0)
+    base_share = (base.histogram.above(threshold) + base.failed) / base.count
+    win = em.period_tasks(prom, agent, window.start, window.end)
+    slow = win.histogram.above(threshold)
+    share = (slow + win.failed) / max(1.0, win.count)
+    step = max(15.0, round((window.end - baseline.start) / 1000))
+    bound = base.histogram.bound_at_or_above(threshold)
+    steps = em.steps(prom, agent, baseline.start, window.end + 60, step, bound)
+    # The baseline's rate over the part of it that had tasks (a stack younger than the baseline
+    # has nothing before its first task).
+    first = next((s.t - 60 for s in steps if s.count > 0), baseline.start)
+    expected = base.count / max(60.0, baseline.end - max(first, baseline.start)) * window.seconds
+    symptom = slow + win.failed >= 2 and share >= 0.2 and share >= 3 * base_share
+    onset: float | None = None
+    period, missing = window, 0.0
+    in_window = [s for s in steps if window.start <= s.t <= window.end]
+    if not symptom and expected >= 5 and win.count < 0.3 * expected:
+        symptom, missing = True, expected - win.count
+        quiet = [s.t for s in in_window if s.count < 0.5]
+        period = _longest_run(quiet, step) or window
+        onset = period.start
+    elif symptom:
+        onset = _step_onset([s for s in steps if s.t >= window.start])
+        bad_ends = [s.t for s in steps if s.t >= window.start and s.bad >= 0.5]
+        if onset is not None:
+            # Until the last slow task ended, even after the window: a slow call started in the
+            # window is measured (a latency histogram, for one) only when it ends.
+            last = max(bad_ends, default=onset + 60)
+            period = Period(onset, min(time.time(), max(last, onset + 60)))
+    if period.seconds < 60:  # at least four 15 s points to average over
+        period = Period(period.start, period.start + 60)
+    during = win if period == window else em.period_tasks(prom, agent, period.start, period.end)
+    return _Tasks(
+        _stats(base, threshold),
+        threshold,
+        _stats(win, threshold),
+        symptom,
+        onset,
+        period,
+        during.count,
+        during.mean_s,
+        base.mean_s,
+        slow + win.failed,
+        win.reasons,
+        base.services | win.services,
+        missing,
+        expected,
+    )
+
+
+def _step_onset(steps: list[em.Step]) -> float | None:
+    """When the trouble began: the first minute with slow or failed tasks after which at least
+    half of the next four minutes had them too (one unlucky task does not start an incident).
+    A step counts the tasks that ended in the minute before it, so the minute's start is taken."""
+
+    def bad(s: em.Step) -> bool:
+        return s.bad >= max(1.0, 0.3 * s.count)
+
+    for i, s in enumerate(steps):
+        following = steps[i + 1 : i + 5]
+        if bad(s) and (not following or sum(map(bad, following)) * 2 >= len(following)):
+            return s.t - 60.0
+    return None
+
+
+def _longest_run(times: list[float], step: float) -> Period | None:
+    """The longest run of consecutive steps (each `step` apart) among `times`."""
+    best: tuple[float, float] | None = None
+    run: list[float] = []
+    for t in sorted(times):
+        if run and t - run[-1] > step * 1.5:
+            run = []
+        run.append(t)
+        if best is None or run[-1] - run[0] > best[1] - best[0]:
+            best = (run[0], run[-1])
+    return Period(best[0] - 60.0, best[1]) if best else None
+
+
+def _trace_tasks(
+    prom: Prometheus, tempo: Tempo, agent: str, trace_id: str, baseline: Period
+) -> _Tasks:
+    """--trace: one task from Tempo, against the agent's baseline tasks (their histogram for the
+    threshold, a sample of their traces for where the time usually goes)."""
+    fetched = _fetch(tempo, [trace_id])
+    if not fetched:
+        raise ExplainError(f"Tempo has no trace {trace_id}")
+    trace = fetched[0]
+    base = em.period_tasks(prom, agent, baseline.start, baseline.end)
+    if base.count < 1:
+        raise ExplainError(
+            f"Prometheus has no tasks of {agent} in the baseline {clock(baseline.start)} .. "
+            f"{clock(baseline.end)}: nothing to compare with"
+        )
+    median = base.histogram.quantile(0.5) or 0.0
+    threshold = max(2 * median, base.histogram.quantile(0.95) or 0.0)
+    listing = tempo.search(tasks_query(agent), baseline.start, baseline.end, limit=SEARCH_LIMIT)
+    listing = sorted((t for t in listing if baseline.start <= _start(t)), key=_start)
+    every = max(1, len(listing) // FETCH_BASELINE)  # an even sample over the baseline
+    base_traces = _fetch(tempo, [str(t["traceID"]) for t in listing[::every][:FETCH_BASELINE]])
+    bad = trace.duration > threshold or trace.failed
+    one = TaskStats(1, int(trace.duration > threshold), int(trace.failed), trace.duration, None)
+    period = Period(trace.start, max(trace.root.end, trace.start + 60))
+    reasons = Counter([str(trace.root.error_type or "error")] if trace.failed else [])
+    return _Tasks(
+        _stats(base, threshold),
+        threshold,
+        one,
+        bad,
+        trace.start,
+        period,
+        1.0,
+        trace.duration,
+        base.mean_s,
+        1.0 if bad else 0.0,
+        reasons,
+        base.services | {s.service for s in trace.agent_spans(agent)},
+        trace=trace,
+        base_traces=base_traces,
+    )
+
+
+# --- where the time went ----------------------------------------------------------------------
 @dataclass
 class _Time:
-    """Where the time went: mean critical-path seconds per category, slow tasks vs baseline."""
+    """Where the time went: mean seconds per task by category, incident vs baseline."""
 
     window: dict[str, float]
     base: dict[str, float]
@@ -317,120 +434,49 @@ class _Time:
         return sum(max(d, 0.0) for c, d in self.deltas.items() if matches(c)) / self.extra
 
 
-def _seconds(t: dict[str, object]) -> float:
-    """A search result's duration in seconds."""
-    return float(str(t.get("durationMs", 0))) / 1e3
-
-
-def _start(t: dict[str, object]) -> float:
-    """A search result's start, Unix seconds."""
-    return int(str(t.get("startTimeUnixNano", 0))) / 1e9
-
-
-def _tasks(
-    tempo: Tempo, agent: str, window: Period, baseline: Period, trace_id: str | None
-) -> _Tasks:
-    base_list = _listing(tempo, agent, baseline)
-    if not base_list:
-        raise ExplainError(
-            f"Tempo has no tasks of {agent} in the baseline {clock(baseline.start)} .. "
-            f"{clock(baseline.end)}: nothing to compare with (choose another baseline with "
-            "--baseline-from/--baseline-to, or check the agent's name)"
-        )
-    base_list.sort(key=_start)
-    every = max(1, len(base_list) // FETCH_BASELINE)  # an even sample over the baseline
-    base_tasks = _fetch(tempo, [str(t["traceID"]) for t in base_list[::every][:FETCH_BASELINE]])
-    base_durations = [_seconds(t) for t in base_list]
-    threshold = max(2 * statistics.median(base_durations), _quantile(base_durations, 0.95) or 0)
-    base_slow = sum(d > threshold for d in base_durations)
-    base_failed = sum(t.failed for t in base_tasks)
-    base_share = base_slow / len(base_durations) + base_failed / max(1, len(base_tasks))
-
-    if trace_id is not None:
-        fetched = _fetch(tempo, [trace_id])
-        if not fetched:
-            raise ExplainError(f"Tempo has no trace {trace_id}")
-        durations = [t.duration for t in fetched]
-    else:
-        listing = _listing(tempo, agent, window)
-        durations = [_seconds(t) for t in listing]
-        slow = sorted((t for t in listing if _seconds(t) > threshold), key=lambda t: -_seconds(t))
-        ids = [str(t["traceID"]) for t in slow[:FETCH_WINDOW]]
-        errored = _failed_ids(tempo, agent, window)
-        ids += [i for i in sorted(errored) if i not in ids][: FETCH_WINDOW // 2]
-        fetched = _fetch(tempo, ids)
-
-    def is_bad(t: traces.Trace) -> bool:
-        return t.duration > threshold or t.failed
-
-    explained = fetched if trace_id is not None else [t for t in fetched if is_bad(t)]
-    slow_n = sum(d > threshold for d in durations)
-    failed_n = sum(t.failed for t in fetched)
-    share = (slow_n + failed_n) / max(1, len(durations))
-    onset: float | None = None
-    expected = missing = 0.0
-    if trace_id is not None:
-        symptom = is_bad(fetched[0])
-        onset, period = fetched[0].start, Period(fetched[0].start, fetched[0].root.end)
-    else:
-        # The baseline's rate over the part of it that had tasks (a stack younger than the
-        # baseline has nothing before its first task).
-        first = _start(base_list[0])
-        expected = len(base_list) / max(60.0, baseline.end - max(first, baseline.start))
-        expected *= window.seconds
-        symptom = slow_n + failed_n >= 2 and share >= 0.2 and share >= 3 * base_share
-        period = window
-        if not symptom and expected >= 5 and len(durations) < 0.3 * expected:
-            symptom, missing = True, expected - len(durations)
-            period = _longest_gap([window.start, *sorted(map(_start, listing)), window.end])
-            onset = period.start
-        elif symptom:
-            onset = _onset(explained, is_bad) or min(t.start for t in explained)
-            # Until the last slow task ended, even after the window: a slow call started in
-            # the window is measured (a latency histogram, for one) only when it ends.
-            last = max(t.root.end for t in explained)
-            period = Period(onset, min(time.time(), max(last, onset + 60)))
-    if period.seconds < 60:  # at least four 15 s points to average over
-        period = Period(period.start, period.start + 60)
-    return _Tasks(
-        len(base_list),
-        base_tasks,
-        _stats(base_durations, base_slow, base_failed),
-        threshold,
-        fetched,
-        explained,
-        _stats(durations, slow_n, failed_n),
-        symptom,
-        onset,
-        period,
-        missing,
-        expected,
-    )
-
-
-def _longest_gap(times: list[float]) -> Period:
-    """The longest stretch between consecutive times (sorted, window bounds included)."""
-    start, end = max(itertools.pairwise(times), key=lambda p: p[1] - p[0])
-    return Period(start, end)
-
-
-def _time(tasks: _Tasks, agent: str) -> _Time:
-    base = _mean_breakdown(tasks.base_tasks)
-    window = _mean_breakdown(tasks.explained)
+def _time(window: dict[str, float], base: dict[str, float], callers: dict[str, set[str]],
+          tasks: _Tasks) -> _Time:  # fmt: skip
     deltas = {c: window.get(c, 0.0) - base.get(c, 0.0) for c in {*base, *window}}
-    callers: dict[str, set[str]] = defaultdict(set)
-    for t in [*tasks.explained, *tasks.base_tasks]:
-        for service, tool_names in traces.service_callers(t).items():
-            callers[service] |= tool_names
     return _Time(
         window,
         base,
         deltas,
         sum(d for d in deltas.values() if d > 0),
-        dict(callers),
-        Counter(str(t.root.error_type or "error") for t in tasks.explained if t.failed),
+        callers,
+        tasks.reasons,
         set(base) | set(window),
-        {s.service for t in [*tasks.explained, *tasks.base_tasks] for s in t.agent_spans(agent)},
+        tasks.services,
+    )
+
+
+def _metric_time(prom: Prometheus, agent: str, tasks: _Tasks, baseline: Period) -> _Time:
+    p = tasks.period
+    window, w_calls, w_per_call = em.time_per_task(prom, agent, p.start, p.end, tasks.period_count)
+    base_n = tasks.base_stats.count
+    base, b_calls, b_per_call = em.time_per_task(prom, agent, baseline.start, baseline.end, base_n)
+    callers: dict[str, set[str]] = {}
+    if w_per_call:
+        servers = (em.server_time(prom, p.start, p.end),
+                   em.server_time(prom, baseline.start, baseline.end))  # fmt: skip
+        rate = {t: n * tasks.period_count / max(1.0, p.seconds) for t, n in w_calls.items()}
+        callers = em.split_services(
+            window, base, (w_calls, b_calls), (w_per_call, b_per_call), servers, rate,
+            tasks.services,
+        )  # fmt: skip
+    if tasks.period_count > 0:
+        em.overhead(window, tasks.period_mean_s)
+    em.overhead(base, tasks.base_mean_s)
+    return _time(window, base, callers, tasks)
+
+
+def _trace_time(tasks: _Tasks) -> _Time:
+    assert tasks.trace is not None
+    callers: dict[str, set[str]] = defaultdict(set)
+    for t in [tasks.trace, *tasks.base_traces]:
+        for service, tool_names in traces.service_callers(t).items():
+            callers[service] |= tool_names
+    return _time(
+        _mean_breakdown([tasks.trace]), _mean_breakdown(tasks.base_traces), dict(callers), tasks
     )
 
 
@@ -447,6 +493,23 @@ def _parts(t: _Time) -> list[Part]:
         for c, d in sorted(t.deltas.items(), key=lambda kv: -kv[1])
         if abs(d) >= 0.005 or t.window.get(c, 0) >= 0.005
     ]
+
+
+# --- candidate causes ---------------------------------------------------------------------------
+def _range(
+    signal: sig.Signal,
+    query: str,
+    prom: Prometheus,
+    loki: Loki | None,
+    start: float,
+    end: float,
+    step: float,
+) -> list[Series]:
+    if signal.backend == "loki":
+        if loki is None:
+            return []
+        return loki.series_range(query, start, end, step)
+    return prom.query_range(query, start, end, step)
 
 
 def _cause(
@@ -471,11 +534,11 @@ def _cause(
     if level is None or level.anomaly <= 0:
         return None
     matches = signal.explains(s.labels, agent)
-    linked = [r for r in t.reasons if signal.kind in sig.FAILURE_LINKS.get(r, ())]
+    linked = [r for r in t.reasons if signal.kind in sig.failure_kinds(r)]
     model = s.labels.get("gen_ai_request_model")
     if model and not any(c.endswith(f":{model}") for c in t.used):
         linked = []  # a model the agent does not use cannot fail its tasks
-    fail_share = sum(t.reasons[r] for r in linked) / max(1, len(tasks.explained))
+    fail_share = sum(t.reasons[r] for r in linked) / max(1.0, tasks.bad)
     relevance = min(1.0, max(t.share(matches), fail_share))
     if tasks.missing and (signal.kind == "queue" or _is_own(s.labels, agent, t)):
         # The agent served too few tasks: what happened to the agent itself (or the queue that
@@ -497,6 +560,8 @@ def _cause(
         timing = 1.0 if onset - BEFORE_S <= began <= onset + AFTER_S else 0.5
     score = level.anomaly * (0.2 + 0.8 * relevance) * timing
     confidence = "likely" if score >= LIKELY else "possible" if score >= POSSIBLE else "unlikely"
+    if relevance <= 0:
+        confidence = "unlikely"  # it moved at the same time, and that is all
 
     title = _title(signal, s.labels, agent)
     first = (
@@ -515,21 +580,18 @@ def _cause(
                 tools = ", ".join(sorted(t.callers.get(c.split(":", 1)[1], set())))
                 via = f" (called by tool {tools})" if tools else ""
             evidence.append(
-                f"{agent}'s slow or failed tasks spent {t.window.get(c, 0):.2f} s in "
-                f"{traces.label(c)}{via} vs {t.base.get(c, 0):.2f} s at baseline: "
-                f"{d / t.extra:.0%} of the extra time"
+                f"{agent}'s tasks spent {t.window.get(c, 0):.2f} s in {traces.label(c)}{via} "
+                f"vs {t.base.get(c, 0):.2f} s at baseline: {d / t.extra:.0%} of the extra time"
             )
     if missing_note:
         evidence.append(missing_note)
     if linked:
         evidence.append(
-            f"{sum(t.reasons[r] for r in linked)} of {len(tasks.explained)} slow/failed tasks "
+            f"{sum(t.reasons[r] for r in linked)} of {tasks.bad:.0f} slow/failed tasks "
             f"failed with {', '.join(linked)}"
         )
     if relevance == 0:
-        evidence.append(
-            f"nothing in {agent}'s traces passes through it: a coincidence in time only"
-        )
+        evidence.append(f"nothing in {agent}'s tasks passes through it: a coincidence in time only")
     if timing < 1 and began is not None and onset is not None:
         evidence.append(
             f"it began {abs(began - onset):.0f} s {'after' if began > onset else 'before'} the "
@@ -588,8 +650,9 @@ def _candidates(
     end = max(window.end, tasks.period.end)
     step = max(15.0, round((end - start) / 1000))
     found: list[Cause] = []
+    loki_said: str | None = None
     for signal in sig.SIGNALS:
-        query = signal.query.replace("{agent}", agent)
+        query = signal.query.replace("{agent}", em.quote(agent))
         try:
             series = _range(signal, query, prom, loki, start, end, step)
         except BackendError as e:
@@ -601,26 +664,35 @@ def _candidates(
                 continue
             found.append(cause)
             if signal.kind == "error_logs" and loki is not None and cause.confidence != "unlikely":
+                if loki_said is not None:
+                    continue
                 try:
                     top = _top_errors(loki, s.labels.get("service_name", ""), tasks.period)
                 except BackendError as e:
-                    doubts.append(f"error messages not read: {e}")
+                    loki_said = f"no error messages (Loki): {e}"
                     continue
                 cause.evidence += [f"most frequent: {m}" for m in top]
+    if loki_said:
+        doubts.append(loki_said)
     # On a tie the more specific signal first: a resource or a model before the agent's own
     # error counts, logs and retries, which are more often consequences.
     return sorted(found, key=lambda c: (-c.score, TIE_ORDER.index(c.kind)))
 
 
+def _silent(found: list[Cause]) -> list[Cause]:
+    """Tools and integrations of the agent failing far above their baseline: a finding even
+    when its tasks look healthy (a CRM that refuses every lead while tasks 'succeed')."""
+    return [c for c in found if c.kind in SILENT_KINDS and c.anomaly >= SILENT_ANOMALY]
+
+
 def _doubts(agent: str, tasks: _Tasks, t: _Time, causes: list[Cause]) -> list[str]:
     doubts = []
-    if tasks.symptom and len(tasks.explained) < 5:
+    if tasks.symptom and tasks.trace is None and tasks.bad < 5 and not tasks.missing:
         doubts.append(
-            f"only {len(tasks.explained)} slow or failed task(s) to learn from: the breakdown "
-            "is rough"
+            f"only {tasks.bad:.0f} slow or failed task(s) to learn from: the breakdown is rough"
         )
-    if tasks.base_count < 10:
-        doubts.append(f"the baseline has only {tasks.base_count} tasks")
+    if tasks.base_stats.count < 10:
+        doubts.append(f"the baseline has only {tasks.base_stats.count:.0f} tasks")
     if tasks.symptom and not causes:
         doubts.append("no signal moved enough to explain the slowdown; look at the example traces")
     if len(causes) >= 2 and causes[1].score >= 0.8 * causes[0].score:
@@ -635,20 +707,51 @@ def _doubts(agent: str, tasks: _Tasks, t: _Time, causes: list[Cause]) -> list[st
         )
         if left >= 0.3:
             doubts.append(f"{left:.0%} of the extra time is not where any cause acts")
+    if tasks.trace is None:
+        doubts.append(
+            "where the time went is per task from the collector's span metrics: calls that ran "
+            "in parallel both count, and a tool's wait for another service is matched by numbers"
+        )
     doubts.append(
-        "causes are ranked by when signals moved and where the time went in traces: "
+        "causes are ranked by when signals moved and where the time went: "
         "they are leads to check, not proof"
     )
     return doubts
 
 
-def _examples(tasks: _Tasks) -> list[Example]:
+def _examples(tempo: Tempo | None, agent: str, tasks: _Tasks, doubts: list[str]) -> list[Example]:
+    """The slowest (and failed) tasks of the incident from Tempo, with what took most of each."""
+
     def top(t: traces.Trace) -> str:
         parts = traces.breakdown(t)
         return traces.label(max(parts, key=lambda c: parts[c])) if parts else ""
 
-    slowest = sorted(tasks.explained or tasks.fetched, key=lambda t: -t.duration)[:3]
-    return [Example(t.trace_id, t.start, round(t.duration, 3), t.failed, top(t)) for t in slowest]
+    if tasks.trace is not None:
+        picked = [tasks.trace]
+    elif tempo is None:
+        return []
+    else:
+        p = tasks.period
+        try:
+            slow = tempo.search(slow_tasks_query(agent, tasks.threshold), p.start, p.end, 20)
+            failed = tempo.search(failed_tasks_query(agent), p.start, p.end, 20)
+            hits = sorted(slow, key=lambda x: -_seconds(x))[:EXAMPLES]
+            hits += [x for x in failed if x not in hits][: max(0, EXAMPLES - len(hits))]
+            picked = _fetch(tempo, [str(x["traceID"]) for x in hits])
+        except BackendError as e:
+            doubts.append(f"no example traces (Tempo): {e}")
+            return []
+    picked.sort(key=lambda t: -t.duration)
+    return [Example(t.trace_id, t.start, round(t.duration, 3), t.failed, top(t)) for t in picked]
+
+
+def _events(prom: Prometheus, agent: str, window: Period, doubts: list[str]) -> list[str]:
+    try:
+        found = em.restarts(prom, agent, window.start, window.end)
+    except BackendError as e:
+        doubts.append(f"restarts not checked: {e}")
+        return []
+    return [f"{agent} {what} at about {clock(when)}" for what, when in found]
 
 
 def explain(
@@ -657,15 +760,22 @@ def explain(
     baseline: Period,
     prom: Prometheus,
     loki: Loki | None,
-    tempo: Tempo,
+    tempo: Tempo | None,
     trace_id: str | None = None,
 ) -> Explanation:
     """The four steps of the module docstring."""
-    tasks = _tasks(tempo, agent, window, baseline, trace_id)
-    t = _time(tasks, agent)
-    parts = _parts(t) if tasks.explained else []  # nothing slow or failed to break down
+    if trace_id is not None:
+        if tempo is None:
+            raise ExplainError("explaining one trace needs Tempo (--tempo-url)")
+        tasks = _trace_tasks(prom, tempo, agent, trace_id, baseline)
+        t = _trace_time(tasks)
+    else:
+        tasks = _metric_tasks(prom, agent, window, baseline)
+        t = _metric_time(prom, agent, tasks, baseline)
+    parts = _parts(t) if tasks.bad or tasks.missing else []  # nothing slow or failed to split
     unchecked: list[str] = []
     found = _candidates(agent, window, baseline, prom, loki, tasks, t, unchecked)
+    silent = _silent(found)
     if tasks.symptom:
         causes = [c for c in found if c.confidence != "unlikely"]
         others = [c for c in found if c.confidence == "unlikely"]
@@ -673,16 +783,9 @@ def explain(
         causes, others = [], found
         for cause in others:
             cause.confidence = "unlikely"
-    summary = _summary(
-        tasks,
-        agent,
-        tasks.symptom,
-        tasks.window_stats,
-        tasks.base_stats,
-        tasks.threshold,
-        causes,
-        parts,
-    )
+    examples = _examples(tempo, agent, tasks, unchecked)
+    events = _events(prom, agent, window, unchecked) if trace_id is None else []
+    summary = _summary(tasks, agent, causes, parts, silent, events)
     return Explanation(
         agent,
         window,
@@ -697,10 +800,12 @@ def explain(
         parts,
         causes,
         others,
-        _examples(tasks),
+        examples,
         unchecked + _doubts(agent, tasks, t, causes),
         dict(t.reasons),
         slow_tasks_query(agent, tasks.threshold),
+        silent,
+        events,
     )
 
 
@@ -712,34 +817,40 @@ def sig_match(cause: Cause, agent: str) -> Callable[[str], bool]:
 def _summary(
     tasks: _Tasks,
     agent: str,
-    symptom: bool,
-    window: TaskStats,
-    base: TaskStats,
-    threshold: float,
     causes: list[Cause],
     parts: list[Part],
+    silent: list[Cause],
+    events: list[str],
 ) -> str:
+    window, base, threshold = tasks.window_stats, tasks.base_stats, tasks.threshold
     med = f"median {window.median_s or 0:.1f} s vs {base.median_s or 0:.1f} s at baseline"
-    if not symptom:
+    also = ""
+    if silent:
+        also += " But: " + "; ".join(c.evidence[0] for c in silent[:2]) + "."
+    if events:
+        also += " Events: " + "; ".join(events[:3]) + "."
+    if not tasks.symptom:
         return (
-            f"{agent}'s tasks are in line with its baseline ({med}; {window.slow} of "
-            f"{window.count} above {threshold:.1f} s, {window.failed} failed): "
-            "no significant cause."
+            f"{agent}'s tasks are in line with its baseline ({med}; {window.slow:.0f} of "
+            f"{window.count:.0f} above {threshold:.1f} s, {window.failed:.0f} failed): "
+            "no significant cause." + also
         )
     if tasks.missing:
         text = (
-            f"{agent} served {window.count} task(s) where its baseline rate predicts "
+            f"{agent} served {window.count:.0f} task(s) where its baseline rate predicts "
             f"{tasks.expected:.0f}; none from {clock(tasks.period.start)} for "
             f"{tasks.period.seconds:.0f} s."
         )
-        return text + (
-            f" Most likely cause: {causes[0].title}." if causes else " No signal explains it."
+        return (
+            text
+            + (f" Most likely cause: {causes[0].title}." if causes else " No signal explains it.")
+            + also
         )
     where = next((p for p in parts if p.delta_s > 0), None)
     state = "failing" if window.failed > window.slow else "slow"
     text = (
-        f"{agent} was {state}: {window.slow} of {window.count} tasks above {threshold:.1f} s and "
-        f"{window.failed} failed ({med})."
+        f"{agent} was {state}: {window.slow:.0f} of {window.count:.0f} tasks above "
+        f"{threshold:.1f} s and {window.failed:.0f} failed ({med})."
     )
     if where and where.delta_s >= 0.1:
         text += f" Most of the extra time went to {where.label} (+{where.delta_s:.1f} s per task)."
@@ -747,4 +858,4 @@ def _summary(
         text += f" Most likely cause: {causes[0].title}."
     else:
         text += " No signal explains it."
-    return text
+    return text + also

@@ -12,20 +12,36 @@ doublings above the baseline, after a noise floor) and when it first crossed its
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from atalaia import traces
 
-# What the orchestrator's failure reasons (error.type on orchestrate_task) point at. Timeouts
-# and exhausted fallbacks are slowness: the critical-path breakdown already says where it was.
+# What a failed task's error.type points at: the orchestrator's reasons (on orchestrate_task,
+# read from one trace) and what agents put on their invoke_agent spans (the collector's task
+# counts carry it). Timeouts and exhausted fallbacks are slowness: the breakdown says where.
 FAILURE_LINKS = {
     "budget": ("budget",),
     "agent_down": ("restarts",),
     "llm_error": ("llm_errors", "retries", "error_logs"),
     "agent_error": ("errors", "error_logs", "retries"),
 }
+_LLM_FAILURE = re.compile(
+    r"rate.?limit|429|5\d\d|server_error|llm|openai|anthropic|api.?error|overloaded", re.I
+)
+
+
+def failure_kinds(reason: str) -> tuple[str, ...]:
+    """The signal kinds that can have made a task fail with this error type."""
+    if reason in FAILURE_LINKS:
+        return FAILURE_LINKS[reason]
+    if _LLM_FAILURE.search(reason):
+        return FAILURE_LINKS["llm_error"]
+    if re.search(r"integration|tool|crm", reason, re.I):
+        return ("tool_errors", "integration_errors", "errors", "error_logs")
+    return FAILURE_LINKS["agent_error"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,15 @@ def _failed_attempts(_: dict[str, str], __: str) -> Callable[[str], bool]:
     return _failed
 
 
+def _tool_failures(labels: dict[str, str], _: str) -> Callable[[str], bool]:
+    """A failing tool explains the time of its failed calls (any tool's, for an integration
+    named differently from the tool that calls it)."""
+    tool = labels.get("gen_ai_tool_name")
+    if tool:
+        return lambda c: _failed(c) and traces.base(c) == f"{traces.TOOL}:{tool}"
+    return lambda c: _failed(c) and traces.base(c).startswith(f"{traces.TOOL}:")
+
+
 def _queue_time(_: dict[str, str], __: str) -> Callable[[str], bool]:
     return lambda c: c == traces.QUEUE
 
@@ -112,7 +137,9 @@ def _nothing(_: dict[str, str], __: str) -> Callable[[str], bool]:
 
 
 RATE = "1m"  # rate() window: four points of the 15 s export/scrape interval
-LLM_DURATION = "gen_ai_client_operation_duration_seconds"
+# The collector's series, derived from every emitter's spans (docs/telemetry.md).
+LLM_DURATION = "atalaia_genai_duration_seconds"
+LLM_CALLS = "atalaia_genai_calls_total"
 SIGNALS: tuple[Signal, ...] = (
     Signal(
         "cpu",
@@ -151,9 +178,10 @@ SIGNALS: tuple[Signal, ...] = (
     Signal(
         "llm_latency",
         "latency of {gen_ai_request_model} ({gen_ai_provider_name})",
-        f"sum by (gen_ai_request_model, gen_ai_provider_name) (rate({LLM_DURATION}_sum[{RATE}]))"
-        f" / sum by (gen_ai_request_model, gen_ai_provider_name)"
-        f" (rate({LLM_DURATION}_count[{RATE}]))",
+        "sum by (gen_ai_request_model, gen_ai_provider_name)"
+        f' (rate({LLM_DURATION}_sum{{error_type=""}}[{RATE}]))'
+        " / sum by (gen_ai_request_model, gen_ai_provider_name)"
+        f' (rate({LLM_DURATION}_count{{error_type=""}}[{RATE}]))',
         "s",
         0.25,
         _model_time,
@@ -163,7 +191,7 @@ SIGNALS: tuple[Signal, ...] = (
     Signal(
         "llm_calls",
         "{agent}'s calls to {gen_ai_request_model}",
-        f'sum by (gen_ai_request_model) (rate({LLM_DURATION}_count{{gen_ai_agent_name="{{agent}}"}}[{RATE}]))',  # noqa: E501
+        f'sum by (gen_ai_request_model) (rate({LLM_CALLS}{{gen_ai_agent_name="{{agent}}"}}[{RATE}]))',  # noqa: E501
         "/s",
         0.05,
         _model_time,
@@ -173,7 +201,7 @@ SIGNALS: tuple[Signal, ...] = (
     Signal(
         "llm_tokens",
         "{agent}'s input tokens to {gen_ai_request_model}",
-        "sum by (gen_ai_request_model) (rate(gen_ai_client_token_usage_sum"
+        "sum by (gen_ai_request_model) (rate(atalaia_genai_tokens_total"
         f'{{gen_ai_agent_name="{{agent}}", gen_ai_token_type="input"}}[{RATE}]))',
         "tokens/s",
         50.0,
@@ -184,16 +212,42 @@ SIGNALS: tuple[Signal, ...] = (
     Signal(
         "llm_errors",
         "{gen_ai_request_model} ({gen_ai_provider_name}) calls failing with {error_type}",
-        # Per error type, so that rate limits (429) are told from server errors (5xx).
+        # Per error type, so that rate limits are told from server errors.
         f"sum by (gen_ai_request_model, gen_ai_provider_name, error_type)"
-        f' (rate({LLM_DURATION}_count{{error_type!=""}}[{RATE}]))'
+        f' (rate({LLM_CALLS}{{error_type!=""}}[{RATE}]))'
         f" / on (gen_ai_request_model, gen_ai_provider_name) group_left"
         f" sum by (gen_ai_request_model, gen_ai_provider_name)"
-        f" (rate({LLM_DURATION}_count[{RATE}]))",
+        f" (rate({LLM_CALLS}[{RATE}]))",
         "ratio",
         0.05,
         _model_failures,
         key=("gen_ai_request_model", "error_type"),
+        absent_is_zero=True,
+    ),
+    Signal(
+        "tool_errors",
+        "{agent}'s tool {gen_ai_tool_name} failing",
+        # The share of the agent's calls of each tool that failed: a tool can fail while the
+        # tasks around it still succeed (the lead is lost, the task "works").
+        "sum by (gen_ai_tool_name) (rate(atalaia_tool_calls_total"
+        f'{{gen_ai_agent_name="{{agent}}", error_type!=""}}[{RATE}]))'
+        " / sum by (gen_ai_tool_name) (rate(atalaia_tool_calls_total"
+        f'{{gen_ai_agent_name="{{agent}}"}}[{RATE}]))',
+        "ratio",
+        0.1,
+        _tool_failures,
+        key=("gen_ai_tool_name",),
+        absent_is_zero=True,
+    ),
+    Signal(
+        "integration_errors",
+        "{agent}'s integration {atalaia_integration_name} failing",
+        "sum by (atalaia_integration_name) (rate(atalaia_integration_errors_total"
+        f'{{gen_ai_agent_name="{{agent}}"}}[{RATE}]))',
+        "/s",
+        0.02,
+        _tool_failures,
+        key=("atalaia_integration_name",),
         absent_is_zero=True,
     ),
     Signal(

@@ -125,7 +125,8 @@ class FleetRun:
     faults: tuple[str, ...]  # what the tour switched on
     logs: Path  # one log file per fleet process
     # (start, end) Unix times: "baseline" and "calm" (the quiet start, halved after the warm-up),
-    # "cpu_hog" and "slow_llm" (each from the moment the fault was switched on).
+    # "cpu_hog" and "slow_llm" (each from the moment the fault was switched on), "tour" (every
+    # fault of FLEET_FAULTS at once).
     phases: dict[str, tuple[float, float]]
 
 
@@ -180,8 +181,10 @@ def fleet_run(
                 fleet_wait(SETTLE_S, orchestrator)
             for fault in FLEET_FAULTS:
                 httpx.post(f"{orchestrator}/faults/{fault}", timeout=10).raise_for_status()
+            on = time.time()
             fleet_wait(FAULT_S, orchestrator)
             httpx.delete(f"{orchestrator}/faults", timeout=10).raise_for_status()
+            phases["tour"] = (on, time.time())
             fleet_wait(CLEARED_S, orchestrator)
             yield FleetRun(
                 started, time.time(), orchestrator, FLEET_FAULTS, Path(state["logs"]), phases

@@ -129,11 +129,24 @@ def test_bad_arguments_exit_2(
     assert message in capsys.readouterr().err
 
 
-def test_unreachable_tempo_exits_1_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+def closed_port() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}"
-    assert main(["explain", "--agent", "Sigma", "--tempo-url", url]) == 1
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_unreachable_prometheus_exits_1_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """Prometheus is the one backend explain cannot do without."""
+    url = closed_port()
+    argv = ["explain", "--agent", "Sigma", "--prometheus-url", url, "--tempo-url", closed_port()]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"prometheus at {url}" in err and "unreachable" in err
+
+
+def test_one_trace_needs_tempo(capsys: pytest.CaptureFixture[str]) -> None:
+    url = closed_port()
+    assert main(["explain", "--trace", "ab" * 16, "--tempo-url", url]) == 1
     err = capsys.readouterr().err
     assert f"tempo at {url}" in err and "unreachable" in err
 
@@ -144,9 +157,11 @@ def test_every_signal_has_a_place_in_the_tie_order() -> None:
     assert sorted(TIE_ORDER) == sorted(s.kind for s in sig.SIGNALS)
 
 
-def test_the_longest_gap_is_where_an_agent_served_nothing() -> None:
-    from atalaia.explain import Period, _longest_gap
+def test_the_longest_quiet_run_is_where_an_agent_served_nothing() -> None:
+    from atalaia.explain import Period, _longest_run
 
-    # Window 0..300, tasks at 10, 20, 30, then nothing until 250: the gap is 30..250.
-    assert _longest_gap([0, 10, 20, 30, 250, 300]) == Period(30, 250)
-    assert _longest_gap([0, 300]) == Period(0, 300)  # no task at all
+    # Steps every 15 s; quiet (no task ended) at 30..75 and at 150..240: the second is longer.
+    # Each step counts the minute before it, so the run starts a minute before its first step.
+    quiet = [30.0, 45.0, 60.0, 75.0, 150.0, 165.0, 180.0, 195.0, 210.0, 225.0, 240.0]
+    assert _longest_run(quiet, 15.0) == Period(90.0, 240.0)
+    assert _longest_run([], 15.0) is None
