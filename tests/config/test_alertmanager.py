@@ -250,9 +250,11 @@ def test_alertmanager_delivers_to_the_sink_and_inhibits(stack: dict[str, str]) -
         # Another department's warning is not inhibited.
         alert("HighFailureRate", "warning", atalaia_department="ops", reason="timeout"),
         alert("Watchdog", "none"),
-        # A vanished agent inhibits its own stale-heartbeat warning, not another agent's.
+        # A vanished agent inhibits its own stale-heartbeat and no-spans warnings, not another
+        # agent's.
         alert("AgentVanished", "critical", gen_ai_agent_name="helix"),
         alert("AgentHeartbeatStale", "warning", gen_ai_agent_name="helix"),
+        alert("AgentSpansStopped", "warning", gen_ai_agent_name="helix", service_name="helix"),
         alert("AgentHeartbeatStale", "warning", gen_ai_agent_name="sigma"),
     ]
     r = httpx.post(f"{stack['am']}/api/v2/alerts", json=alerts)
@@ -287,11 +289,38 @@ def test_alertmanager_delivers_to_the_sink_and_inhibits(stack: dict[str, str]) -
         for n in sink_notifications(stack, "slack-platform")
         for a in n["payload"]["alerts"]
     )
-    # The sales TaskSuccessRateLow warning and helix's stale heartbeat are inhibited.
+    # The sales TaskSuccessRateLow warning and helix's stale heartbeat and stopped spans are
+    # inhibited.
     assert platform == [("AgentHeartbeatStale", "sigma"), ("HighFailureRate", "")]
     watchdog = sink_notifications(stack, "deadmans-switch")[0]["payload"]
     assert watchdog["commonLabels"]["alertname"] == "Watchdog"
     assert sink_notifications(stack, "email-finance") == []
+
+
+def test_a_collector_that_is_down_inhibits_the_agents_stopped_warnings(
+    stack: dict[str, str],
+) -> None:
+    """Without the collector every agent looks stopped: TargetDown for it stands in for the lot,
+    and warnings about other things still arrive."""
+    alerts = [
+        alert("TargetDown", "warning", job="otel-collector", instance="otel-collector:8888"),
+        alert("AgentSpansStopped", "warning", gen_ai_agent_name="sigma", service_name="sigma"),
+        alert("AgentLogsStopped", "warning", gen_ai_agent_name="nova", service_name="nova"),
+        alert("HighErrorLogRate", "warning", service_name="orchestrator"),
+    ]
+    r = httpx.post(f"{stack['am']}/api/v2/alerts", json=alerts)
+    assert r.status_code == 200, r.text
+    wait_for(
+        lambda: len(sink_notifications(stack, "slack-platform")) >= 2,
+        "the TargetDown and HighErrorLogRate notifications",
+    )
+    time.sleep(3)  # every group was posted at once (group_wait 1 s): any other is in by now
+    delivered = sorted(
+        a["labels"]["alertname"]
+        for n in sink_notifications(stack, "slack-platform")
+        for a in n["payload"]["alerts"]
+    )
+    assert delivered == ["HighErrorLogRate", "TargetDown"]
 
 
 def test_slack_and_pagerduty_messages_carry_runbook_and_grafana_links(
