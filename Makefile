@@ -12,7 +12,7 @@ PY     := $(VENV)/bin/python
 COMPOSE_CLI := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || $(PYTHON) -c 'from tools.upstream import components; print(components()["compose"].binary())')
 COMPOSE := $(COMPOSE_CLI) --env-file versions.env --env-file .env
 
-.PHONY: help venv lock tools tools-verify chromium test test-unit test-config test-e2e lint fmt bench
+.PHONY: help venv lock prices tools tools-verify chromium test test-unit test-config test-e2e lint fmt bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,10 @@ lock: ## re-resolve requirements/dev.lock from pyproject.toml (the one step that
 	/tmp/atalaia-uv/bin/uv pip compile pyproject.toml requirements/build.in --extra dev \
 	  --constraints requirements/constraints.txt --generate-hashes --python-version 3.11 \
 	  --python-platform linux -o requirements/dev.lock
+
+prices: venv ## refresh the price table from the locked genai-prices, then the cost rules (docs/cost.md)
+	$(PY) -m tools.prices refresh
+	$(PY) -m atalaia.cost generate
 
 tools: venv ## build the pinned upstream servers (Go) and install the query grammars (npm) into the tool cache
 	$(PY) -m tools.build

@@ -31,12 +31,14 @@ def _prices(args: argparse.Namespace) -> int:
     if args.format == "yaml":
         sys.stdout.write(yaml.safe_dump(table.to_dict(), sort_keys=False, width=100))
         return 0
-    print(f"# USD per million tokens; as of {table.as_of}; from {', '.join(table.files)}")
-    rows = [("model", "provider", "input", "cached_input", "output")]
+    source = f"{table.source_package} {table.source_version}, " if table.source_package else ""
+    print(f"# USD per million tokens; {source}as of {table.as_of}; from {', '.join(table.files)}")
+    rows: list[tuple[str, ...]] = [
+        ("model", "provider", "input", "cached_input", "cache_write", "output", "reasoning")
+    ]
     for p in sorted(table, key=lambda p: (p.provider or "", p.model)):
-        rows.append(
-            (p.model, p.provider or "", f"{p.input:g}", f"{p.cached_input:g}", f"{p.output:g}")
-        )
+        prices = (p.input, p.cached_input, p.cache_write_price, p.output, p.reasoning_price)
+        rows.append((p.model, p.provider or "", *(f"{x:g}" for x in prices)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(

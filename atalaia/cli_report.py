@@ -1,7 +1,9 @@
 """`atalaia report`: the executive report of seed 003, from real queries to Prometheus.
 
 Tasks done and failed (every agent's `invoke_agent` spans, counted by the collector), success
-rate, LLM cost and cost per successful task, human hours saved and ROI (at configurable rates),
+rate, LLM cost (every emitter's tokens, priced by the stack: atalaia.cost; tokens of models the
+price table lacks are listed, not priced) and cost per successful task, human hours saved and
+ROI (at configurable rates),
 and the top failure reasons: by the failed tasks' `error_type`, and error log records by their
 `error_type` (also counted by the collector). An orchestrator that exposes Atalaia's
 orchestrator series adds its budgets and its own failure reasons; without one those sections
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 from atalaia.backends import (
@@ -24,6 +26,7 @@ from atalaia.backends import (
     now_or,
     parse_duration,
 )
+from atalaia.cost import cost_usd, unpriced_tokens
 
 EXIT_BACKEND, EXIT_NO_DATA = 1, 3
 TASKS = "atalaia_agent_tasks_total"  # derived from invoke_agent spans (docs/telemetry.md)
@@ -35,7 +38,8 @@ def queries(since: str) -> dict[str, str]:
         "tasks": f"sum(increase({TASKS}[{since}]))",
         "tasks_done": f'sum(increase({TASKS}{{atalaia_task_outcome="success"}}[{since}]))',
         "tasks_failed": f'sum(increase({TASKS}{{atalaia_task_outcome!="success"}}[{since}]))',
-        "cost_usd": f"sum(increase(atalaia_llm_cost_usd_total[{since}]))",
+        "cost_usd": cost_usd(since),  # every emitter's tokens, priced by the stack
+        "unpriced_tokens": f"{unpriced_tokens(since)} > 0",
         "task_errors": (
             f'sum by (error_type) (increase({TASKS}{{atalaia_task_outcome!="success"}}[{since}]))'
             " > 0"
@@ -79,6 +83,8 @@ class Report:
     task_errors: dict[str, float]  # error_type of the failed tasks -> tasks
     failure_reasons: dict[str, float] | None  # orchestrator's reason -> tasks; None: none runs
     error_logs: dict[str, float]  # error_type -> error log records
+    # Model ids whose tokens the price table does not price -> tokens: not in cost_usd.
+    unpriced_tokens: dict[str, float] = field(default_factory=dict)
 
 
 def _value(prom: Prometheus, q: str, at: float) -> float:
@@ -144,6 +150,7 @@ def build(
         task_errors=_by(prom, q["task_errors"], "error_type", at),
         failure_reasons=_by(prom, q["failure_reasons"], "reason", at) if orchestrated else None,
         error_logs=_by(prom, q["error_logs"], "error_type", at),
+        unpriced_tokens=_by(prom, q["unpriced_tokens"], "gen_ai_request_model", at),
     )
 
 
@@ -153,6 +160,12 @@ def _when(at: float) -> str:
 
 def _money(v: float | None, digits: int = 2) -> str:
     return "n/a" if v is None else f"${v:,.{digits}f}"
+
+
+def _unpriced(tokens: dict[str, float]) -> str:
+    """`1,200 (my-model, unknown)`: tokens the cost leaves out, and their model ids."""
+    ids = ", ".join(list(tokens)[:3]) + (", ..." if len(tokens) > 3 else "")
+    return f"{sum(tokens.values()):,.0f} not in the cost ({ids})"
 
 
 def _lines(r: Report, md: bool) -> list[str]:
@@ -172,6 +185,7 @@ def _lines(r: Report, md: bool) -> list[str]:
             [
                 ("LLM cost", _money(r.cost_usd)),
                 ("Cost per task", _money(r.cost_per_task_usd, 4)),
+                *([("Unpriced tokens", _unpriced(r.unpriced_tokens))] if r.unpriced_tokens else []),
             ],
         ),
         (

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from atalaia.cost import cost_usd
+
 REPO = Path(__file__).resolve().parent.parent
 SPEC_PATH = REPO / "prometheus" / "slos.yaml"
 RULES_PATH = REPO / "prometheus" / "rules" / "slo.yml"
@@ -32,6 +34,8 @@ ALERT_NAME = "ErrorBudgetBurnRate"
 # Windows the error ratio is recorded over; the burn-rate alerts and the period must be among them.
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")
 WINDOW_PLACEHOLDER = "$window"
+# `$cost_usd(5m)` in an SLI is the stack's LLM cost over that window: atalaia.cost.cost_usd().
+_COST = re.compile(r"\$cost_usd\((\w+)\)")
 
 HEADER = """\
 # GENERATED FILE, DO NOT EDIT.
@@ -131,7 +135,19 @@ def _check_window(value: str, where: str) -> str:
     return value
 
 
+def _expand(expr: Any) -> Any:
+    """Expand `$cost_usd(<window>)` in an SLI expression (other values pass unchanged)."""
+    if not isinstance(expr, str):
+        return expr
+    return _COST.sub(lambda m: cost_usd(m.group(1)), expr)
+
+
 def _parse_sli(raw: Any, where: str) -> EventsSLI | TimeSliceSLI:
+    if isinstance(raw, dict):
+        raw = {
+            kind: {k: _expand(v) for k, v in body.items()} if isinstance(body, dict) else body
+            for kind, body in raw.items()
+        }
     if not isinstance(raw, dict) or len(raw) != 1:
         raise SpecError(f"{where}: `sli` needs exactly one of `events` or `time_slices`")
     kind, body = next(iter(raw.items()))

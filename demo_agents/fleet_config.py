@@ -46,7 +46,9 @@ class AgentSpec:
 AGENTS: tuple[AgentSpec, ...] = (
     AgentSpec("Helix", 8010, "engineering", "code", "gpt-4o", "openai"),
     AgentSpec("Sigma", 8011, "operations", "report", "claude-sonnet-4-5", "anthropic"),
-    AgentSpec("Atlas", 8012, "research", "research", "llama-3.1-8b", "meta", shift=(480, 120)),
+    AgentSpec(
+        "Atlas", 8012, "research", "research", "llama-3.1-8b-instant", "groq", shift=(480, 120)
+    ),
     AgentSpec("Nova", 8013, "sales", "sales", "gpt-4o-mini", "openai", shift=(540, 60)),
 )
 

@@ -46,7 +46,7 @@ PROFILES: dict[str, ModelProfile] = {
     "gpt-4o-mini": ModelProfile("gpt-4o-mini-2024-07-18", 0.15, 0.002, 0.002, 160),
     "gpt-4o": ModelProfile("gpt-4o-2024-08-06", 0.30, 0.004, 0.004, 240),
     "claude-sonnet-4-5": ModelProfile("claude-sonnet-4-5-20250929", 0.35, 0.004, 0.005, 260),
-    "llama-3.1-8b": ModelProfile("llama-3.1-8b-instant", 0.08, 0.001, 0.01, 200),
+    "llama-3.1-8b-instant": ModelProfile("llama-3.1-8b-instant", 0.08, 0.001, 0.01, 200),
 }
 
 _WORD_LIST = """agent fleet task plan route result metric trace budget queue chunk merge

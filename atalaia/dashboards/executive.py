@@ -6,13 +6,14 @@ dashboard variables (text boxes), so each team types in its own numbers.
 
 from __future__ import annotations
 
+from atalaia.cost import cost_usd
 from atalaia.dashboards.model import Dashboard, Variable
 from atalaia.dashboards.panels import T, prom, stat, timeseries
 
 # The agents' tasks (their invoke_agent spans, counted by the collector): any fleet has them.
 DONE = 'sum(increase(atalaia_agent_tasks_total{atalaia_task_outcome="success"}[$__range]))'
 FAILED = 'sum(increase(atalaia_agent_tasks_total{atalaia_task_outcome!="success"}[$__range]))'
-COST = "sum(increase(atalaia_llm_cost_usd_total[$__range]))"
+COST = cost_usd("$__range")  # every emitter's tokens, priced by the stack (docs/cost.md)
 HOURS_SAVED = f"{DONE} * $minutes_per_task / 60"
 
 
@@ -144,7 +145,7 @@ def build() -> Dashboard:
                 " * $minutes_per_task / 60 * $human_rate",
                 "value",
             ),
-            prom("sum(rate(atalaia_llm_cost_usd_total[$__rate_interval])) * 3600", "LLM cost"),
+            prom(f"{cost_usd('$__rate_interval', rate=True)} * 3600", "LLM cost"),
             unit="currencyUSD",
             w=12,
         ),

@@ -6,6 +6,7 @@ No row headers (they cost a grid unit each) and four bands of panels whose heigh
 
 from __future__ import annotations
 
+from atalaia.cost import cost_usd
 from atalaia.dashboards.model import Dashboard
 from atalaia.dashboards.panels import (
     T,
@@ -154,7 +155,7 @@ def build() -> Dashboard:
         stat(
             "LLM burn rate",
             "USD per hour spent on LLM calls, at the current rate.",
-            prom("sum(rate(atalaia_llm_cost_usd_total[$__rate_interval])) * 3600", "USD/h"),
+            prom(f"{cost_usd('$__rate_interval', rate=True)} * 3600", "USD/h"),
             unit="currencyUSD",
             decimals=2,
             graph=True,

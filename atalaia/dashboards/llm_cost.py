@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from atalaia.cost import cost_usd
 from atalaia.dashboards.model import Dashboard
 from atalaia.dashboards.panels import T, agent_link, bargauge, prom, stat, timeseries
 
 RI = "$__rate_interval"
+# Every emitter's tokens priced by the stack (prometheus/rules/cost.yml, docs/cost.md).
+UNPRICED = " Tokens of models the price table lacks are not in it (alert LLMModelUnpriced)."
 
 
 def build() -> Dashboard:
@@ -21,8 +24,9 @@ def build() -> Dashboard:
         "Spend",
         stat(
             "Cost in range",
-            "USD spent on LLM calls in the time range (price table applied by the library).",
-            prom("sum(increase(atalaia_llm_cost_usd_total[$__range]))", "USD"),
+            "USD spent on LLM calls in the time range: every agent's tokens, priced by the stack "
+            "from the price table." + UNPRICED,
+            prom(cost_usd("$__range"), "USD"),
             unit="currencyUSD",
             decimals=2,
             w=6,
@@ -32,8 +36,7 @@ def build() -> Dashboard:
             "Cost per task",
             "LLM USD per finished task over the time range; the cost-per-task SLO is $0.15.",
             prom(
-                "sum(increase(atalaia_llm_cost_usd_total[$__range]))"
-                " / sum(increase(orchestrator_tasks_total[$__range]))",
+                f"{cost_usd('$__range')} / sum(increase(orchestrator_tasks_total[$__range]))",
                 "USD/task",
             ),
             unit="currencyUSD",
@@ -74,9 +77,9 @@ def build() -> Dashboard:
         "Cost",
         timeseries(
             "Cost by model (USD/h)",
-            "LLM spend rate per requested model.",
+            "LLM spend rate per requested model." + UNPRICED,
             prom(
-                f"sum by (gen_ai_request_model) (rate(atalaia_llm_cost_usd_total[{RI}])) * 3600",
+                f"{cost_usd(RI, by=('gen_ai_request_model',), rate=True)} * 3600",
                 "{{gen_ai_request_model}}",
             ),
             unit="currencyUSD",
@@ -87,7 +90,7 @@ def build() -> Dashboard:
             "Cost by department (USD/h)",
             "LLM spend rate per department.",
             prom(
-                f"sum by (atalaia_department) (rate(atalaia_llm_cost_usd_total[{RI}])) * 3600",
+                f"{cost_usd(RI, by=('atalaia_department',), rate=True)} * 3600",
                 "{{atalaia_department}}",
             ),
             unit="currencyUSD",
@@ -98,7 +101,7 @@ def build() -> Dashboard:
             "Cost by agent (USD/h)",
             "LLM spend rate per agent; click a series to open the agent.",
             prom(
-                f"sum by (gen_ai_agent_name) (rate(atalaia_llm_cost_usd_total[{RI}])) * 3600",
+                f"{cost_usd(RI, by=('gen_ai_agent_name',), rate=True)} * 3600",
                 "{{gen_ai_agent_name}}",
             ),
             unit="currencyUSD",

@@ -3,6 +3,7 @@ every alert is documented and tested, and rules use only the catalogue's series 
 
 from __future__ import annotations
 
+import functools
 import re
 import socket
 import subprocess
@@ -38,6 +39,7 @@ REQUIRED_ALERTS = {
     "ErrorBudgetBurnRate", "HighTimeoutEvents", "FallbackDepthExceeded", "HighFailureRate",
     "HighLatency", "HighErrorRate", "DatabaseDown", "LLMAPIFailures", "HighLLMCost",
     "IntegrationError", "AgentHeartbeatStale", "AgentVanished", "AgentRestartLoop", "Watchdog",
+    "LLMModelUnpriced",
     "CollectorRefusingData", "CollectorDroppingData", "CollectorExporterQueueNearlyFull",
     "TargetDown", "LokiIngestionErrors", "TempoIngestionErrors",
 }  # fmt: skip
@@ -45,10 +47,11 @@ ALWAYS_FIRING = {"Watchdog"}  # no silent case possible by design
 SEVERITIES = {"critical", "warning", "none"}
 
 
+@functools.cache  # cost.yml has a rule per price name: parse each file once, not per test
 def rules() -> list[dict[str, Any]]:
     out = []
     for path in RULE_FILES:
-        for group in yaml.safe_load(path.read_text())["groups"]:
+        for group in yaml.load(path.read_text(), Loader=yaml.CSafeLoader)["groups"]:
             out += group["rules"]
     return out
 
@@ -148,6 +151,7 @@ PROMQL_WORDS = {
 BUILTIN_LABELS = {"__name__", "le", "job", "instance"}
 
 
+@functools.cache
 def catalogue() -> tuple[set[str], set[str]]:
     """(series, labels) named in docs/telemetry.md, from its backticked names."""
     tokens = set(re.findall(r"`([^`\s]+)`", CATALOGUE.read_text()))

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from atalaia.cli import main
+from atalaia.cost import cost_usd
 from atalaia.slo import SPEC_PATH
 from tests.e2e.backends import Prometheus, Store, attributes
 from tests.e2e.conftest import FleetRun
@@ -64,12 +65,13 @@ HAND_SLICES = {
             or max_over_time(orchestrator_agent_last_heartbeat_timestamp_seconds[1h])
           ) <= bool 120
         )""",
-    "cost_per_task": """
-        (sum(increase(atalaia_llm_cost_usd_total[5m]))
-           / sum(increase(orchestrator_tasks_total{status="success"}[5m])) <= bool 0.15)
+    # The stack's cost: every emitter's tokens x the price rules (atalaia.cost, docs/cost.md).
+    "cost_per_task": f"""
+        ({cost_usd("5m")}
+           / sum(increase(orchestrator_tasks_total{{status="success"}}[5m])) <= bool 0.15)
         and on ()
-        (sum(increase(atalaia_llm_cost_usd_total[5m])) > 0
-           or sum(increase(orchestrator_tasks_total{status="success"}[5m])) > 0)""",
+        ({cost_usd("5m")} > 0
+           or sum(increase(orchestrator_tasks_total{{status="success"}}[5m])) > 0)""",
 }
 OBJECTIVES = {
     "availability": 0.995,
@@ -249,7 +251,7 @@ def test_report_matches_direct_queries(
     failed = one(
         prometheus, f'sum(increase({tasks}{{atalaia_task_outcome!="success"}}[{WINDOW}]))', at
     )
-    cost = one(prometheus, f"sum(increase(atalaia_llm_cost_usd_total[{WINDOW}]))", at)
+    cost = one(prometheus, cost_usd(WINDOW), at)
     assert done and failed and cost, (done, failed, cost)
     assert close(doc["tasks_done"], done) and close(doc["tasks_failed"], failed)
     assert close(doc["cost_usd"], cost)

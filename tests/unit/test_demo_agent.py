@@ -88,10 +88,10 @@ def test_task_continues_the_callers_trace(agent_url: str, captured: Captured) ->
     assert invoke.attributes["atalaia.task.outcome"] == "success"
     in_trace = [s for s in captured.spans() if s.context.trace_id == trace_id]
     names = {s.name for s in in_trace}
-    assert "chat llama-3.1-8b" in names
+    assert "chat llama-3.1-8b-instant" in names
     assert "execute_tool web_search" in names
     assert "execute_tool validate_output" in names
-    chat = next(s for s in in_trace if s.name == "chat llama-3.1-8b")
+    chat = next(s for s in in_trace if s.name == "chat llama-3.1-8b-instant")
     assert chat.attributes["gen_ai.usage.input_tokens"] > 0
     assert chat.parent is not None and chat.parent.span_id == invoke.context.span_id
     assert trace.format_trace_id(trace_id) == format(trace_id, "032x")

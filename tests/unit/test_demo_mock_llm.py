@@ -69,7 +69,7 @@ def test_same_seed_gives_same_answers() -> None:
             answers.append(
                 [
                     llm.chat.completions.create(
-                        model="llama-3.1-8b", messages=[{"role": "user", "content": "hi"}]
+                        model="llama-3.1-8b-instant", messages=[{"role": "user", "content": "hi"}]
                     )
                     .choices[0]
                     .message.content

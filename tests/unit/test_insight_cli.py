@@ -167,6 +167,15 @@ def test_report_text() -> None:
     assert "Success rate below" not in text
 
 
+def test_report_says_which_tokens_the_cost_leaves_out() -> None:
+    assert "Unpriced tokens" not in format_report(_report(), "text")
+    text = format_report(_report(unpriced_tokens={"my-model": 1200.0, "unknown": 30.0}), "text")
+    assert "  Unpriced tokens:    1,230 not in the cost (my-model, unknown)\n" in text, text
+    q = queries("24h")
+    assert "atalaia:genai_model_price_usd_per_token" in q["cost_usd"]
+    assert q["unpriced_tokens"].startswith("sum by (gen_ai_request_model) (increase(")
+
+
 def test_report_says_what_needs_an_orchestrator() -> None:
     """Agents alone: no budgets and no orchestrator reasons, said as such, the rest reported."""
     text = format_report(_report(budgets=None, failure_reasons=None), "text")
