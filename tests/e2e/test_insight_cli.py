@@ -68,10 +68,11 @@ HAND_SLICES = {
     # The stack's cost: every emitter's tokens x the price rules (atalaia.cost, docs/cost.md).
     "cost_per_task": f"""
         ({cost_usd("5m")}
-           / sum(increase(orchestrator_tasks_total{{status="success"}}[5m])) <= bool 0.15)
+           / sum(increase(atalaia_agent_tasks_total{{atalaia_task_outcome="success"}}[5m]))
+           <= bool 0.15)
         and on ()
         ({cost_usd("5m")} > 0
-           or sum(increase(orchestrator_tasks_total{{status="success"}}[5m])) > 0)""",
+           or sum(increase(atalaia_agent_tasks_total{{atalaia_task_outcome="success"}}[5m])) > 0)""",
 }
 OBJECTIVES = {
     "availability": 0.995,
