@@ -719,7 +719,9 @@ def _doubts(agent: str, tasks: _Tasks, t: _Time, causes: list[Cause]) -> list[st
     return doubts
 
 
-def _examples(tempo: Tempo | None, agent: str, tasks: _Tasks, doubts: list[str]) -> list[Example]:
+def _examples(
+    tempo: Tempo | None, agent: str, window: Period, tasks: _Tasks, doubts: list[str]
+) -> list[Example]:
     """The slowest (and failed) tasks of the incident from Tempo, with what took most of each."""
 
     def top(t: traces.Trace) -> str:
@@ -731,10 +733,12 @@ def _examples(tempo: Tempo | None, agent: str, tasks: _Tasks, doubts: list[str])
     elif tempo is None:
         return []
     else:
-        p = tasks.period
+        # Tasks that began in the window (the incident period may run past it, into whatever
+        # came next).
+        w = window
         try:
-            slow = tempo.search(slow_tasks_query(agent, tasks.threshold), p.start, p.end, 20)
-            failed = tempo.search(failed_tasks_query(agent), p.start, p.end, 20)
+            slow = tempo.search(slow_tasks_query(agent, tasks.threshold), w.start, w.end, 20)
+            failed = tempo.search(failed_tasks_query(agent), w.start, w.end, 20)
             hits = sorted(slow, key=lambda x: -_seconds(x))[:EXAMPLES]
             hits += [x for x in failed if x not in hits][: max(0, EXAMPLES - len(hits))]
             picked = _fetch(tempo, [str(x["traceID"]) for x in hits])
@@ -783,7 +787,7 @@ def explain(
         causes, others = [], found
         for cause in others:
             cause.confidence = "unlikely"
-    examples = _examples(tempo, agent, tasks, unchecked)
+    examples = _examples(tempo, agent, window, tasks, unchecked)
     events = _events(prom, agent, window, unchecked) if trace_id is None else []
     summary = _summary(tasks, agent, causes, parts, silent, events)
     return Explanation(

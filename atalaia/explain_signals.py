@@ -178,10 +178,11 @@ SIGNALS: tuple[Signal, ...] = (
     Signal(
         "llm_latency",
         "latency of {gen_ai_request_model} ({gen_ai_provider_name})",
+        # Failed calls too: a call that timed out took the timeout, and that is the latency.
         "sum by (gen_ai_request_model, gen_ai_provider_name)"
-        f' (rate({LLM_DURATION}_sum{{error_type=""}}[{RATE}]))'
+        f" (rate({LLM_DURATION}_sum[{RATE}]))"
         " / sum by (gen_ai_request_model, gen_ai_provider_name)"
-        f' (rate({LLM_DURATION}_count{{error_type=""}}[{RATE}]))',
+        f" (rate({LLM_DURATION}_count[{RATE}]))",
         "s",
         0.25,
         _model_time,

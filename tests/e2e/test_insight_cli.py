@@ -72,7 +72,8 @@ HAND_SLICES = {
            <= bool 0.15)
         and on ()
         ({cost_usd("5m")} > 0
-           or sum(increase(atalaia_agent_tasks_total{{atalaia_task_outcome="success"}}[5m])) > 0)""",
+           or sum(increase(atalaia_agent_tasks_total{{atalaia_task_outcome="success"}}[5m]))
+              > 0)""",
 }
 OBJECTIVES = {
     "availability": 0.995,

@@ -84,3 +84,55 @@ def test_store_restart_mid_stream_loses_and_duplicates_nothing(
     lines, spans = received()
     assert sorted(lines) == want_lines
     assert sorted(spans) == want_spans
+
+
+def test_a_collector_restart_keeps_what_it_queued_on_disk(
+    native_stack: NativeStack, store: Store, telemetry: Telemetry
+) -> None:
+    """The exporters' queues live in file_storage: what the collector accepted while Loki and
+    Tempo were away is still there after the collector itself restarts, and is delivered once
+    they are back."""
+    marker = unique("queued")
+    pattern = re.compile(r"(queued) (line|span) \d{3}")
+
+    def received() -> tuple[list[str], list[str]]:
+        lines = [
+            m.group(0)
+            for _, r in store.logs()
+            if marker in str(body(r)) and (m := pattern.search(str(body(r))))
+        ]
+        spans = [
+            m.group(0)
+            for _, s in store.spans()
+            if marker in s["name"] and (m := pattern.search(s["name"]))
+        ]
+        return lines, spans
+
+    collector_log = native_stack.log_path("otel-collector")
+    seen = collector_log.stat().st_size
+    native_stack.stop([STORE])
+    send(telemetry, marker, "queued")
+
+    def exports_failed() -> bool:
+        with open(collector_log, errors="replace") as fh:
+            fh.seek(seen)
+            failed = [line for line in fh if "Exporting failed" in line]
+        return all(
+            any(name in line for line in failed) for name in ("otlp_http/loki", "otlp_grpc/tempo")
+        )
+
+    eventually(exports_failed, timeout=30, what="failed exports to the stopped Loki and Tempo")
+    native_stack.restart("otel-collector")  # SIGTERM and start again, on the same disk queue
+    native_stack.start([STORE])
+    native_stack.wait_ready([STORE], timeout=60)
+    want_lines = sorted(f"queued line {i:03d}" for i in range(PER_PHASE))
+    want_spans = sorted(f"queued span {i:03d}" for i in range(PER_PHASE))
+    eventually(
+        lambda: (
+            sorted(set(received()[0])) == want_lines and sorted(set(received()[1])) == want_spans
+        ),
+        timeout=90,
+        what="what was queued before the collector restarted",
+    )
+    lines, spans = received()
+    assert sorted(lines) == want_lines and sorted(spans) == want_spans  # and nothing twice

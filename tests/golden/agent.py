@@ -26,7 +26,8 @@ from typing import Any
 OPENAI_URL = os.environ["GOLDEN_OPENAI_URL"]  # http://127.0.0.1:PORT/v1
 ANTHROPIC_URL = os.environ["GOLDEN_ANTHROPIC_URL"]  # http://127.0.0.1:PORT
 OTLP = os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"]  # http://127.0.0.1:PORT
-AGENT, TOOL = "golden-agent", "lookup_weather"
+# The agent name: tests/e2e/test_any_emitter.py gives each emitter its own.
+AGENT, TOOL = os.environ.get("GOLDEN_AGENT", "golden-agent"), "lookup_weather"
 KEY = "golden-test-key"  # the mock checks nothing; not a real key
 FAIL_429 = {"x-golden-fail": "429"}
 FAIL_500 = {"x-golden-fail": "500"}
