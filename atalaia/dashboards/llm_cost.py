@@ -34,9 +34,11 @@ def build() -> Dashboard:
         ),
         stat(
             "Cost per task",
-            "LLM USD per finished task over the time range; the cost-per-task SLO is $0.15.",
+            "LLM USD per successful agent task over the time range; the cost-per-task SLO is "
+            "$0.15.",
             prom(
-                f"{cost_usd('$__range')} / sum(increase(orchestrator_tasks_total[$__range]))",
+                f"{cost_usd('$__range')} / sum(increase(atalaia_agent_tasks_total"
+                '{atalaia_task_outcome="success"}[$__range]))',
                 "USD/task",
             ),
             unit="currencyUSD",
@@ -46,10 +48,12 @@ def build() -> Dashboard:
         ),
         stat(
             "Cached-token share",
-            "Share of input tokens served from the provider's prompt cache over the time range.",
+            "Share of input tokens served from the provider's prompt cache over the time range "
+            "(from the spans' token counts).",
             prom(
-                "sum(increase(atalaia_llm_cached_tokens_total[$__range]))"
-                ' / sum(increase(gen_ai_client_token_usage_sum{gen_ai_token_type="input"}'
+                'sum(increase(atalaia_genai_tokens_total{gen_ai_token_type="cache_read"}'
+                "[$__range]))"
+                ' / sum(increase(atalaia_genai_tokens_total{gen_ai_token_type="input"}'
                 "[$__range]))",
                 "cached",
             ),
@@ -60,7 +64,9 @@ def build() -> Dashboard:
         ),
         bargauge(
             "Budget remaining by department",
-            "Share of each department's daily LLM budget left (the orchestrator's ledger).",
+            "Share of each department's daily LLM budget left (the orchestrator's ledger). Needs "
+            "an orchestrator that exposes Atalaia's orchestrator budget series; empty without "
+            "one.",
             prom(
                 "min by (atalaia_department) (orchestrator_budget_remaining_ratio)",
                 "{{atalaia_department}}",
@@ -114,10 +120,11 @@ def build() -> Dashboard:
         "Tokens",
         timeseries(
             "Tokens per minute by model and type",
-            "Input and output tokens per minute (gen_ai.client.token.usage).",
+            "Tokens per minute by type (input and output, and the cached and reasoning parts of "
+            "them), counted from the spans.",
             prom(
                 "sum by (gen_ai_request_model, gen_ai_token_type) "
-                f"(rate(gen_ai_client_token_usage_sum[{RI}])) * 60",
+                f"(rate(atalaia_genai_tokens_total[{RI}])) * 60",
                 "{{gen_ai_request_model}} {{gen_ai_token_type}}",
             ),
             w=12,
@@ -127,7 +134,8 @@ def build() -> Dashboard:
             "Cached tokens per minute by model",
             "Input tokens served from the provider's cache, per model.",
             prom(
-                f"sum by (gen_ai_request_model) (rate(atalaia_llm_cached_tokens_total[{RI}])) * 60",
+                "sum by (gen_ai_request_model) (rate(atalaia_genai_tokens_total"
+                f'{{gen_ai_token_type="cache_read"}}[{RI}])) * 60',
                 "{{gen_ai_request_model}}",
             ),
             w=12,
@@ -137,26 +145,33 @@ def build() -> Dashboard:
         "Latency and errors",
         timeseries(
             "LLM latency p50 / p95 / p99 by model",
-            "gen_ai.client.operation.duration percentiles per model; exemplars open the chat "
-            "span's trace.",
+            "LLM call duration percentiles per model (from the spans); the dots are exemplars "
+            "(the collector's span metrics of the calls) that open the call's trace.",
             *(
                 prom(
                     f"histogram_quantile({q}, sum by (le, gen_ai_request_model) "
-                    f"(rate(gen_ai_client_operation_duration_seconds_bucket[{RI}])))",
+                    f"(rate(atalaia_genai_duration_seconds_bucket[{RI}])))",
                     f"p{int(q * 100)} {{{{gen_ai_request_model}}}}",
-                    exemplar=True,
                 )
                 for q in (0.5, 0.95, 0.99)
+            ),
+            prom(
+                "histogram_quantile(0.99, sum by (le) (rate(atalaia_span_duration_seconds_bucket"
+                f'{{gen_ai_operation_name=~"chat|text_completion|generate_content|embeddings"}}'
+                f"[{RI}])))",
+                "p99 (exemplars)",
+                exemplar=True,
             ),
             unit="s",
             w=12,
         ),
         timeseries(
             "LLM errors by type",
-            "Failed LLM calls per minute by error.type and model.",
+            "Failed LLM calls per minute by error type (the collector's classes: rate_limit, "
+            "timeout, server_error, …) and model.",
             prom(
                 "sum by (error_type, gen_ai_request_model) (rate("
-                f'gen_ai_client_operation_duration_seconds_count{{error_type=~".+"}}[{RI}])) * 60',
+                f'atalaia_genai_calls_total{{error_type!=""}}[{RI}])) * 60',
                 "{{error_type}} {{gen_ai_request_model}}",
             ),
             w=12,

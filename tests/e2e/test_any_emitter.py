@@ -205,14 +205,16 @@ def panels_with_data(
     """(panels with data, panels allowed to be empty that are, panels empty that must not be)."""
     now = time.time()
     filled, allowed, empty = [], [], []
-    for uid, board in as_json().items():
+    for board in as_json().values():
+        uid = board["uid"]
         if uid not in BOARDS:
             continue
         values = {**variable_defaults(board), "agent": agent, "__range": f"{int(now - since)}s"}
         by_panel: dict[str, list[Any]] = {}
         for q in panel_queries(board):
             by_panel.setdefault(q.panel, []).append(q)
-        descriptions = {p.get("title"): p.get("description", "") for p in board["panels"]}
+        panels = [*board["panels"], *(c for p in board["panels"] for c in p.get("panels", []))]
+        descriptions = {p.get("title"): p.get("description", "") for p in panels}
         for title, queries in by_panel.items():
             if any(q.kind != "promql" for q in queries):
                 continue  # logs and traces panels read Loki and Tempo (compose only)
