@@ -318,9 +318,11 @@ def _metric_tasks(prom: Prometheus, agent: str, window: Period, baseline: Period
         onset = _step_onset([s for s in steps if s.t >= window.start])
         bad_ends = [s.t for s in steps if s.t >= window.start and s.bad >= 0.5]
         if onset is not None:
-            # Until the last slow task ended, even after the window: a slow call started in the
-            # window is measured (a latency histogram, for one) only when it ends.
-            last = max(bad_ends, default=onset + 60)
+            # Until the last slow task ended, a little after the window too: a slow call started
+            # in the window is measured (a latency histogram, for one) only when it ends. Not
+            # far after it, though: a task ending a minute later may belong to what came next.
+            grace = min(60.0, max(15.0, 2 * threshold))
+            last = max((t for t in bad_ends if t <= window.end + grace), default=onset + 60)
             period = Period(onset, min(time.time(), max(last, onset + 60)))
     if period.seconds < 60:  # at least four 15 s points to average over
         period = Period(period.start, period.start + 60)
@@ -535,6 +537,8 @@ def _cause(
         return None
     matches = signal.explains(s.labels, agent)
     linked = [r for r in t.reasons if signal.kind in sig.failure_kinds(r)]
+    if signal.kind == "error_logs" and not _is_own(s.labels, agent, t):
+        linked = []  # another service's error logs do not fail this agent's tasks
     model = s.labels.get("gen_ai_request_model")
     if model and not any(c.endswith(f":{model}") for c in t.used):
         linked = []  # a model the agent does not use cannot fail its tasks

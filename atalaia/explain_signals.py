@@ -113,6 +113,15 @@ def _failed_attempts(_: dict[str, str], __: str) -> Callable[[str], bool]:
     return _failed
 
 
+def _own_or_called_failures(labels: dict[str, str], agent: str) -> Callable[[str], bool]:
+    """A service's error logs explain failed attempts of the agent's own process, or failed
+    time inside that service (another service's errors fail nothing of this agent's)."""
+    service = labels.get("service_name", "")
+    if agent.lower() in (labels.get("gen_ai_agent_name", "").lower(), service.lower()):
+        return _failed
+    return lambda c: _failed(c) and traces.base(c) == f"{traces.SERVICE}:{service}"
+
+
 def _tool_failures(labels: dict[str, str], _: str) -> Callable[[str], bool]:
     """A failing tool explains the time of its failed calls (any tool's, for an integration
     named differently from the tool that calls it)."""
@@ -324,11 +333,11 @@ SIGNALS: tuple[Signal, ...] = (
         "error logs of {service_name}",
         # Error and fatal records per minute, counted by the collector from the records
         # themselves (atalaia_log_records_total): Loki is not needed to rank them.
-        "sum by (service_name) (rate(atalaia_log_records_total"
+        "sum by (service_name, gen_ai_agent_name) (rate(atalaia_log_records_total"
         f'{{atalaia_log_severity="error"}}[{RATE}])) * 60',
         "lines/min",
         3.0,
-        _failed_attempts,
+        _own_or_called_failures,
         key=("service_name",),
         absent_is_zero=True,
     ),
