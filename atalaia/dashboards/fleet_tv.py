@@ -116,10 +116,10 @@ def build() -> Dashboard:
             thresholds=(T(None, "green"), T(30, "orange"), T(120, "red")),
         ),
         stat(
-            "LLM spend today",
-            "USD spent on LLM calls today across departments (the orchestrator's daily budget "
-            "ledger, reset at midnight).",
-            prom("sum(orchestrator_budget_spent_usd)", "spent", instant=True),
+            "LLM spend, 24 h",
+            "USD spent on LLM calls over the last 24 hours, every agent's tokens priced by the "
+            "stack (docs/cost.md).",
+            prom(cost_usd("24h"), "spent", instant=True),
             unit="currencyUSD",
             decimals=2,
             thresholds=(T(None, "blue"),),
@@ -233,13 +233,12 @@ def build() -> Dashboard:
     d.add_row(
         None,
         heatmap(
-            "Log volume by agent",
-            "Log records per minute from each agent (counted by the collector), one heatmap row "
-            "per agent; the lines themselves are in Loki.",
+            "Log volume by service",
+            "Log records per minute from each service (counted by the collector), one heatmap "
+            "row per service; the lines themselves are in Loki.",
             prom(
-                "sum by (gen_ai_agent_name) (rate(atalaia_log_records_total"
-                '{gen_ai_agent_name!=""}[$__rate_interval])) * 60',
-                "{{gen_ai_agent_name}}",
+                "sum by (service_name) (rate(atalaia_log_records_total[$__rate_interval])) * 60",
+                "{{service_name}}",
             ),
         ),
         logs(

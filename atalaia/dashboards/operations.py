@@ -174,13 +174,22 @@ def agent_drilldown() -> Dashboard:
     d.add_row(
         "RED",
         timeseries(
-            "Tasks by outcome",
-            "Tasks the agent finished per minute, by outcome (success, failure, timeout): its "
-            "invoke_agent spans.",
+            "Tasks and LLM calls by outcome",
+            "Tasks the agent finished per minute by outcome (success, failure, timeout: its "
+            "invoke_agent spans), and its LLM calls per minute, ok or failed. An agent whose "
+            "instrumentation marks no tasks (some only trace the LLM client) shows its calls.",
             prom(
                 "sum by (atalaia_task_outcome) "
                 f"(rate(atalaia_agent_tasks_total{{{AGENT}}}[{RI}])) * 60",
-                "{{atalaia_task_outcome}}",
+                "task {{atalaia_task_outcome}}",
+            ),
+            prom(
+                f'sum(rate(atalaia_genai_calls_total{{{AGENT}, error_type=""}}[{RI}])) * 60',
+                "LLM call ok",
+            ),
+            prom(
+                f'sum(rate(atalaia_genai_calls_total{{{AGENT}, error_type!=""}}[{RI}])) * 60',
+                "LLM call failed",
             ),
             unit="short",
             w=8,
@@ -208,9 +217,10 @@ def agent_drilldown() -> Dashboard:
             stack=True,
         ),
         timeseries(
-            "Task duration p50 / p95 / p99",
-            "Percentiles of the agent's task duration; the dots are exemplars (the collector's "
-            "span metrics of its invoke_agent spans) that open the task's trace.",
+            "Task and LLM call duration",
+            "Percentiles of the agent's task duration, and its LLM calls' p95; the dots are "
+            "exemplars (the collector's span metrics of its invoke_agent spans) that open the "
+            "task's trace.",
             *(
                 prom(
                     f"histogram_quantile({q}, sum by (le) "
@@ -218,6 +228,11 @@ def agent_drilldown() -> Dashboard:
                     f"p{int(q * 100)}",
                 )
                 for q in (0.5, 0.95, 0.99)
+            ),
+            prom(
+                "histogram_quantile(0.95, sum by (le) "
+                f"(rate(atalaia_genai_duration_seconds_bucket{{{AGENT}}}[{RI}])))",
+                "LLM call p95",
             ),
             prom(
                 "histogram_quantile(0.99, sum by (le) (rate(atalaia_span_duration_seconds_bucket"
