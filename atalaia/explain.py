@@ -315,7 +315,9 @@ def _metric_tasks(prom: Prometheus, agent: str, window: Period, baseline: Period
         period = _longest_run(quiet, step) or window
         onset = period.start
     elif symptom:
-        onset = _step_onset([s for s in steps if s.t >= window.start])
+        found = _step_onset([s for s in steps if s.t >= window.start])
+        # A step counts the minute before it: the trouble did not begin before the window.
+        onset = None if found is None else max(window.start, found)
         bad_ends = [s.t for s in steps if s.t >= window.start and s.bad >= 0.5]
         if onset is not None:
             # Until the last slow task ended, a little after the window too: a slow call started

@@ -152,7 +152,8 @@ def period_tasks(prom: Prometheus, agent: str, start: float, end: float) -> Peri
 def bucket_selector(bound: float) -> str:
     """`le` as both spellings Prometheus 3 may store (`le="30"` over OTLP, `"30.0"` scraped)."""
     text = f"{bound:g}" if bound != int(bound) else str(int(bound))
-    return f'le=~"{re.escape(text)}(\\\\.0)?"'
+    regex = re.escape(text) + r"(\.0)?"
+    return 'le=~"' + regex.replace("\\", "\\\\") + '"'  # a PromQL string: backslashes doubled
 
 
 @dataclass(frozen=True)
@@ -233,21 +234,29 @@ class ServerTime:
 
 
 def server_time(prom: Prometheus, start: float, end: float) -> dict[str, ServerTime]:
-    """Every service's SERVER spans over the period: call rate and mean duration."""
-    rng = duration(end - start)
-    calls = _by(
-        prom, f"sum by (service_name) (increase({SPAN_DURATION}_count{{{SERVER}}}[{rng}]))",
-        "service_name", end,
-    )  # fmt: skip
-    secs = _by(
-        prom, f"sum by (service_name) (increase({SPAN_DURATION}_sum{{{SERVER}}}[{rng}]))",
-        "service_name", end,
-    )  # fmt: skip
-    return {
-        s: ServerTime(n / max(1.0, end - start), secs.get(s, 0.0) / n)
-        for s, n in calls.items()
-        if n > 0 and s
+    """Every service's SERVER spans over the period, per route: call rate and mean duration.
+    Keyed `service` + NUL + `route` (a route of "" when the spans have none): a service's slow
+    route must not be averaged away by its other ones."""
+    rng, by = duration(end - start), "service_name, http_route"
+    calls = prom.query(f"sum by ({by}) (increase({SPAN_DURATION}_count{{{SERVER}}}[{rng}]))", end)
+    secs = {
+        (s.labels.get("service_name", ""), s.labels.get("http_route", "")): s.value
+        for s in prom.query(
+            f"sum by ({by}) (increase({SPAN_DURATION}_sum{{{SERVER}}}[{rng}]))", end
+        )
     }
+    out = {}
+    for s in calls:
+        key = (s.labels.get("service_name", ""), s.labels.get("http_route", ""))
+        if s.value > 0 and key[0]:
+            out[f"{key[0]}\0{key[1]}"] = ServerTime(
+                s.value / max(1.0, end - start), secs.get(key, 0.0) / s.value
+            )
+    return out
+
+
+def service_of(key: str) -> str:
+    return key.split("\0", 1)[0]
 
 
 def split_services(
@@ -275,7 +284,7 @@ def split_services(
         best = None
         for name, w in servers[0].items():
             b = servers[1].get(name)
-            if name in mine or b is None:
+            if service_of(name) in mine or b is None:
                 continue
             grew = w.seconds_per_call - b.seconds_per_call
             fits = grew >= 0.5 * rise and w.calls_per_s >= 0.5 * tool_rate.get(tool, 0.0)
@@ -284,7 +293,8 @@ def split_services(
         if best is None:
             continue
         name = best[0]
-        callers.setdefault(name, set()).add(tool)
+        service = service_of(name)
+        callers.setdefault(service, set()).add(tool)
         for period, calls, per_call, srv in (
             (window, tool_calls[0], w_call, servers[0][name]),
             (base, tool_calls[1], b_call, servers[1][name]),
@@ -293,7 +303,8 @@ def split_services(
             key = f"{traces.TOOL}:{tool}"
             if key in period:
                 period[key] = max(0.0, period[key] - moved)
-            period[f"{traces.SERVICE}:{name}"] = period.get(f"{traces.SERVICE}:{name}", 0.0) + moved
+            category = f"{traces.SERVICE}:{service}"
+            period[category] = period.get(category, 0.0) + moved
     return callers
 
 

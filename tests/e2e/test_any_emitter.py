@@ -175,12 +175,22 @@ def test_cost_is_tokens_times_price(
         )
     promql = cost_usd("30m", matchers=f'gen_ai_agent_name="{agent.name}"')
 
+    seen: dict[str, Any] = {}
+
     def close() -> float | None:
         found = prometheus.query(promql)
         got = float(found[0]["value"][1]) if found else 0.0
+        seen["got"] = got
         return got if abs(got - want) <= 0.001 * want else None
 
-    eventually(close, timeout=90, what=f"{emitter}'s cost, {want:.6f} USD")
+    try:
+        eventually(close, timeout=90, what=f"{emitter}'s cost, {want:.6f} USD")
+    except AssertionError as e:
+        by_model = prometheus.query(
+            cost_usd("30m", by=("gen_ai_request_model", "gen_ai_token_type"),
+                     matchers=f'gen_ai_agent_name="{agent.name}"')
+        )  # fmt: skip
+        raise AssertionError(f"{e}; got {seen.get('got')}; by model and type: {by_model}") from e
 
 
 @pytest.mark.parametrize("emitter", EMITTERS)
@@ -250,6 +260,9 @@ def test_the_dashboards_fill_for_every_emitter(
         filled, allowed, empty = panels_with_data(prometheus, agent.name, agent.started - 60)
         total = len(filled) + len(empty)
         report[emitter] = (len(filled), total, empty)
-        print(f"{emitter}: {len(filled)}/{total} agent panels with data; empty: {empty}")
+        print(
+            f"{emitter}: {len(filled)}/{total} agent panels with data; empty: {empty}; "
+            f"allowed to be (orchestrator only): {allowed}"
+        )
     short = {e: r for e, r in report.items() if r[0] < COVERAGE * r[1]}
     assert not short, short

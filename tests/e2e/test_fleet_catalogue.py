@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from atalaia.dashboards.contract import CATALOGUE, expand_fragment
+from demo_agents.fleet_config import AGENTS
 from tests.e2e.backends import Prometheus, Store, attributes, body, eventually
 from tests.e2e.conftest import FleetRun
 
@@ -39,6 +40,9 @@ TARGET = frozenset({"job", "instance"})
 # The library records a value outside an attribute's closed list as `other` (catalogue).
 OUT_OF_SET = "other"
 ORCHESTRATOR_SERVICE = "orchestrator"
+# The fleet's processes (demo_agents): the orchestrator, each agent, the mock LLM. Whatever else
+# reached the stack (another test's agents) is not the fleet's to answer for.
+FLEET_SERVICES = "|".join(["orchestrator", "mock-llm", *(a.name.lower() for a in AGENTS)])
 DEADLINE_S = 90.0  # the last export of the tour is at most one interval (15 s) old
 
 
@@ -173,7 +177,10 @@ def catalogue_problems(prometheus: Prometheus, table: str, since: float) -> tupl
     for metric in (m for m in CATALOGUED if m.table == table):
         for series in metric.series:
             checked += 1
-            problems += problems_with(metric, series, prometheus.series(series, since))
+            # OTLP series carry their service; the orchestrator's scraped ones carry its job.
+            mine = "service_name" if table == "agent" else "job"
+            fleet = f'{series}{{{mine}=~"{FLEET_SERVICES}"}}'
+            problems += problems_with(metric, series, prometheus.series(fleet, since))
     return problems, checked
 
 

@@ -32,8 +32,9 @@ def test_counts_above_a_threshold() -> None:
 
 
 def test_bucket_selector_matches_both_le_spellings() -> None:
+    # PromQL strings take Go's escapes: the regex's backslashes are doubled.
     assert em.bucket_selector(10.0) == 'le=~"10(\\\\.0)?"'
-    assert em.bucket_selector(2.5) == 'le=~"2\\.5(\\\\.0)?"'
+    assert em.bucket_selector(2.5) == 'le=~"2\\\\.5(\\\\.0)?"'
 
 
 def test_agent_names_are_quoted_for_promql() -> None:
@@ -49,8 +50,16 @@ def test_a_tool_waiting_on_a_slower_service_moves_its_time_there() -> None:
         ({"helix_lookup": 1.0}, {"helix_lookup": 1.0}),  # one call per task
         ({"helix_lookup": 4.0}, {"helix_lookup": 0.6}),  # s per call
         (
-            {"helix": em.ServerTime(0.5, 3.8), "mock-llm": em.ServerTime(2.0, 1.0)},
-            {"helix": em.ServerTime(0.5, 0.5), "mock-llm": em.ServerTime(2.0, 1.0)},
+            {
+                "helix\0/lookup": em.ServerTime(0.5, 3.8),
+                "helix\0/tasks": em.ServerTime(0.2, 9.0),  # its own tasks: not what waited
+                "mock-llm\0": em.ServerTime(2.0, 1.0),
+            },
+            {
+                "helix\0/lookup": em.ServerTime(0.5, 0.5),
+                "helix\0/tasks": em.ServerTime(0.2, 9.0),
+                "mock-llm\0": em.ServerTime(2.0, 1.0),
+            },
         ),
         {"helix_lookup": 0.5},
         own={"sigma"},
@@ -78,7 +87,10 @@ def test_no_move_when_the_numbers_do_not_fit(
         base,
         ({"t": 1.0}, {"t": 1.0}),
         ({"t": 4.0}, {"t": 0.6}),
-        ({"other": em.ServerTime(server_rate, server_window)}, {"other": em.ServerTime(1, 0.5)}),
+        (
+            {"other\0/x": em.ServerTime(server_rate, server_window)},
+            {"other\0/x": em.ServerTime(1, 0.5)},
+        ),
         {"t": 0.5},
         own=(),
     )
@@ -93,7 +105,7 @@ def test_the_agents_own_service_is_never_another_service() -> None:
         base,
         ({"t": 1.0}, {"t": 1.0}),
         ({"t": 4.0}, {"t": 0.6}),
-        ({"sigma": em.ServerTime(1, 3.8)}, {"sigma": em.ServerTime(1, 0.5)}),
+        ({"sigma\0/x": em.ServerTime(1, 3.8)}, {"sigma\0/x": em.ServerTime(1, 0.5)}),
         {"t": 0.5},
         own={"sigma"},
     )
