@@ -36,7 +36,7 @@ lock: ## re-resolve requirements/dev.lock from pyproject.toml (the one step that
 
 prices: venv ## refresh the price table from the locked genai-prices, then the cost rules (docs/cost.md)
 	$(PY) -m tools.prices refresh
-	$(PY) -m atalaia.cost generate
+	$(PY) -m atalaia_ops.cost generate
 
 tools: venv ## build the pinned upstream servers (Go) and install the query grammars (npm) into the tool cache
 	$(PY) -m tools.build
@@ -160,7 +160,7 @@ down-native: venv ## stop the native stack
 
 # ----------------------------------------------------------------------------------------------
 # Demo fleet (demo_agents/): mock LLM, orchestrator + self-healing supervisor, agents Helix, Sigma,
-# Atlas and Nova. It sends OTLP to OTEL_EXPORTER_OTLP_ENDPOINT (default 127.0.0.1:4317), so it
+# Atlas and Nova. It sends OTLP to OTEL_EXPORTER_OTLP_ENDPOINT (default 127.0.0.1:4318, OTLP/HTTP), so it
 # works against whichever stack is up, compose or native. Runtime files live outside the repo
 # (see demo_agents/fleet_config.py: ATALAIA_DEMO_STATE_DIR).
 DEMO_LOAD ?= 20
