@@ -33,6 +33,8 @@ _log = logging.getLogger("atalaia")
 
 T = TypeVar("T")
 
+# The GenAI instrumentations' spelling of cache writes (semconv later named them cache_creation).
+_CACHE_WRITE_TOKENS = "gen_ai.usage.cache_write.input_tokens"
 CALL_OPERATIONS = frozenset(("chat", "text_completion", "generate_content", "embeddings"))
 DEFAULT_MAX_ITEMS = 2048
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
@@ -290,7 +292,9 @@ class PricingSpanExporter(SpanExporter):
     """Adds ``atalaia.llm.cost.usd`` to LLM call spans that have tokens and no cost, on the
     export thread (never on the caller's), then hands the spans on."""
 
-    def __init__(self, inner: SpanExporter, price: Callable[[str, int, int, int], float]) -> None:
+    def __init__(
+        self, inner: SpanExporter, price: Callable[[str, int, int, int, int], float]
+    ) -> None:
         self._inner = inner
         self._price = price
 
@@ -310,8 +314,15 @@ class PricingSpanExporter(SpanExporter):
         if not isinstance(model, str):
             return span
         cached = attrs.get(names.CACHE_READ_TOKENS)
+        written = attrs.get(names.CACHE_CREATION_TOKENS, attrs.get(_CACHE_WRITE_TOKENS))
         try:
-            cost = self._price(model, inp, out, cached if isinstance(cached, int) else 0)
+            cost = self._price(
+                model,
+                inp,
+                out,
+                cached if isinstance(cached, int) else 0,
+                written if isinstance(written, int) else 0,
+            )
         except Exception:
             return span
         return ReadableSpan(

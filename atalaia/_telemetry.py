@@ -110,8 +110,8 @@ class _LazyPrices:
                 table = self._table
         return table
 
-    def cost(self, model: str, inp: int, out: int, cached: int) -> float:
-        return self.get().cost(model, inp, out, cached)
+    def cost(self, model: str, inp: int, out: int, cached: int, written: int = 0) -> float:
+        return self.get().cost(model, inp, out, cached, written)
 
 
 class Telemetry:
