@@ -68,7 +68,8 @@ AGENT = textwrap.dedent(
         asyncio.run(more())
         # A call site someone wrapped before: the wrapper steps aside, one span stays.
         with atalaia.track_llm_call("gpt-4o-mini", provider="openai") as call:
-            call.record_response(oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES))
+            answer = oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            call.record_response(answer)
         # The client's own retries: 429, retried once, 429 again.
         retrying = openai.OpenAI(base_url=URL + "/v1", api_key="k", max_retries=1)
         try:
