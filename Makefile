@@ -12,7 +12,7 @@ PY     := $(VENV)/bin/python
 COMPOSE_CLI := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || $(PYTHON) -c 'from tools.upstream import components; print(components()["compose"].binary())')
 COMPOSE := $(COMPOSE_CLI) --env-file versions.env --env-file .env
 
-.PHONY: help venv lock prices tools tools-verify chromium test test-unit test-config test-e2e lint fmt bench
+.PHONY: help venv lock prices tools tools-verify chromium test test-unit test-config test-e2e lint fmt bench bench-library
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -78,8 +78,10 @@ test-config: tools chromium ## only config validation with the upstream binaries
 test-e2e: tools ## only the end-to-end tests against the native stack
 	$(PY) -m pytest -m e2e
 
-bench: venv ## overhead of track_llm_call per call (no-op API vs SDK); not part of `make test`
-	$(PY) bench/bench_llm_call.py
+bench: bench-library ## every benchmark (heavy; not part of `make test`)
+
+bench-library: venv ## the library's cost per LLM call vs the raw SDK, OpenLLMetry, OpenLIT; start-up; install size
+	$(PY) bench/bench_library.py
 
 # ---------------------------------------------------------------------------------------------
 # The stack (issue 3): compose when a Docker engine answers, else the native stack.

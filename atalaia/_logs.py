@@ -48,15 +48,24 @@ _SEVERITY = (
     (10, SeverityNumber.DEBUG),
 )
 
+_SEVERITY_OF: dict[int, SeverityNumber] = {}
+
 # Returns the extra attributes of the task a record was written in (see tracking.py).
 ContextAttributes = Callable[[], Mapping[str, Any]]
 
 
 def severity_number(levelno: int) -> SeverityNumber:
+    cached = _SEVERITY_OF.get(levelno)
+    if cached is not None:
+        return cached
+    found = SeverityNumber.UNSPECIFIED
     for floor, number in _SEVERITY:
         if levelno >= floor:
-            return SeverityNumber(number.value + min(levelno - floor, 3))
-    return SeverityNumber.UNSPECIFIED
+            found = SeverityNumber(number.value + min(levelno - floor, 3))
+            break
+    if len(_SEVERITY_OF) < 256:
+        _SEVERITY_OF[levelno] = found
+    return found
 
 
 def _qualified_name(exc_type: type[BaseException]) -> str:
@@ -103,6 +112,7 @@ class OTelLogHandler(logging.Handler):
         super().__init__(level)
         self._provider = provider
         self._task = task
+        self._loggers: dict[str, Any] = {}  # by logger name: one lookup per name, not per record
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith(_INTERNAL_PREFIXES) or (record.threadName or "").startswith(
@@ -110,7 +120,11 @@ class OTelLogHandler(logging.Handler):
         ):
             return
         try:
-            logger = self._provider.get_logger(record.name)
+            logger = self._loggers.get(record.name)
+            if logger is None:
+                logger = self._provider.get_logger(record.name)
+                if len(self._loggers) < 1000:
+                    self._loggers[record.name] = logger
             logger.emit(
                 timestamp=int(record.created * 1e9),
                 observed_timestamp=time.time_ns(),

@@ -79,11 +79,14 @@ def _span_bytes(span: ReadableSpan) -> int:
 
 
 def _log_bytes(record: Any) -> int:
-    size = 256
-    body = record.log_record.body
-    size += len(body) if isinstance(body, str) else 64
-    for key, value in (record.log_record.attributes or {}).items():
-        size += len(key) + (len(value) if isinstance(value, str) else 16)
+    log_record = record.log_record
+    body = log_record.body
+    size = 256 + (len(body) if isinstance(body, str) else 64)
+    attributes = log_record.attributes
+    if attributes:
+        values = getattr(attributes, "_dict", attributes)  # BoundedAttributes: skip its lock
+        size += sum(len(v) if type(v) is str else 16 for v in values.values())
+        size += 32 * len(values)
     return size
 
 
