@@ -210,7 +210,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--window", type=parse_duration, default="30d", help="SLO window (default 30d)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
-        "--spec", default=str(SPEC_PATH), help="the SLO spec (default: prometheus/slos.yaml)"
+        "--spec",
+        default=str(SPEC_PATH),
+        help="the SLO spec (default: the one shipped with the package, prometheus/slos.yaml)",
     )
     p.add_argument(
         "--slice-step",

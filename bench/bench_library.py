@@ -202,7 +202,8 @@ def fresh_install(extra: str | None) -> tuple[Path, list[str]]:
         text=True,
         check=True,
     ).stdout
-    dists = sorted(p["name"].lower() for p in json.loads(listed) if p["name"] not in ("pip",))
+    seeded = ("pip", "setuptools", "wheel")  # what `python -m venv` puts there by itself
+    dists = sorted(p["name"].lower() for p in json.loads(listed) if p["name"] not in seeded)
     return python, dists
 
 
