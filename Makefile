@@ -12,7 +12,7 @@ PY     := $(VENV)/bin/python
 COMPOSE_CLI := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || $(PYTHON) -c 'from tools.upstream import components; print(components()["compose"].binary())')
 COMPOSE := $(COMPOSE_CLI) --env-file versions.env --env-file .env
 
-.PHONY: help venv lock prices tools tools-verify chromium test test-unit test-config test-e2e lint fmt bench
+.PHONY: help venv lock prices tools tools-verify chromium test test-unit test-config test-e2e lint fmt bench bench-library
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,7 +36,7 @@ lock: ## re-resolve requirements/dev.lock from pyproject.toml (the one step that
 
 prices: venv ## refresh the price table from the locked genai-prices, then the cost rules (docs/cost.md)
 	$(PY) -m tools.prices refresh
-	$(PY) -m atalaia.cost generate
+	$(PY) -m atalaia_ops.cost generate
 
 tools: venv ## build the pinned upstream servers (Go) and install the query grammars (npm) into the tool cache
 	$(PY) -m tools.build
@@ -78,8 +78,10 @@ test-config: tools chromium ## only config validation with the upstream binaries
 test-e2e: tools ## only the end-to-end tests against the native stack
 	$(PY) -m pytest -m e2e
 
-bench: venv ## overhead of track_llm_call per call (no-op API vs SDK); not part of `make test`
-	$(PY) bench/bench_llm_call.py
+bench: bench-library ## every benchmark (heavy; not part of `make test`)
+
+bench-library: venv ## the library's cost per LLM call vs the raw SDK, OpenLLMetry, OpenLIT; start-up; install size
+	$(PY) bench/bench_library.py
 
 # ---------------------------------------------------------------------------------------------
 # The stack (issue 3): compose when a Docker engine answers, else the native stack.
@@ -160,7 +162,7 @@ down-native: venv ## stop the native stack
 
 # ----------------------------------------------------------------------------------------------
 # Demo fleet (demo_agents/): mock LLM, orchestrator + self-healing supervisor, agents Helix, Sigma,
-# Atlas and Nova. It sends OTLP to OTEL_EXPORTER_OTLP_ENDPOINT (default 127.0.0.1:4317), so it
+# Atlas and Nova. It sends OTLP to OTEL_EXPORTER_OTLP_ENDPOINT (default 127.0.0.1:4318, OTLP/HTTP), so it
 # works against whichever stack is up, compose or native. Runtime files live outside the repo
 # (see demo_agents/fleet_config.py: ATALAIA_DEMO_STATE_DIR).
 DEMO_LOAD ?= 20

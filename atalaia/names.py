@@ -26,6 +26,7 @@ FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
 INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 CACHE_READ_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+CACHE_CREATION_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
 TOKEN_TYPE: Final = "gen_ai.token.type"
 AGENT_NAME: Final = "gen_ai.agent.name"
 CONVERSATION_ID: Final = "gen_ai.conversation.id"
@@ -50,11 +51,6 @@ DB_POOL: Final = "db.client.connection.pool.name"
 CPU_MODE: Final = "cpu.mode"
 
 # --- metrics: (name, unit) ------------------------------------------------------------------
-M_TOKEN_USAGE: Final = ("gen_ai.client.token.usage", "{token}")
-M_OPERATION_DURATION: Final = ("gen_ai.client.operation.duration", "s")
-M_LLM_COST: Final = ("atalaia.llm.cost.usd", "{USD}")
-M_CACHED_TOKENS: Final = ("atalaia.llm.cached_tokens", "{token}")
-M_TASK_DURATION: Final = ("atalaia.task.duration", "s")
 M_RETRIES: Final = ("atalaia.retries", "{retry}")
 M_TIMEOUTS: Final = ("atalaia.timeouts", "{timeout}")
 M_ERRORS: Final = ("atalaia.errors", "{error}")
@@ -67,17 +63,6 @@ M_DB_CONNECTIONS: Final = ("db.client.connection.count", "{connection}")
 M_CPU_TIME: Final = ("process.cpu.time", "s")
 M_CPU_UTILIZATION: Final = ("process.cpu.utilization", "1")
 M_MEMORY_USAGE: Final = ("process.memory.usage", "By")
-
-# --- histogram buckets ----------------------------------------------------------------------
-# The GenAI semconv advice for the two client histograms.
-TOKEN_USAGE_BUCKETS: Final = (
-    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
-)  # fmt: skip
-OPERATION_DURATION_BUCKETS: Final = (
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
-)  # fmt: skip
-# 30 and 120 are SLO thresholds (p50 <= 30 s, p99 <= 120 s): latency SLIs are exact bucket ratios.
-TASK_DURATION_BUCKETS: Final = (0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600)
 
 # --- closed value sets (metric label values stay bounded) -----------------------------------
 # A value outside its set is recorded as OTHER, with one warning per value, so that a typo or an

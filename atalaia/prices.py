@@ -5,7 +5,7 @@ Defaults ship in ``atalaia/data/prices.yaml``, converted from a maintained sourc
 ``python -m tools.prices refresh`` (docs/cost.md); a user file (``PriceTable.load(path)`` or the
 ``ATALAIA_PRICES_FILE`` environment variable) is merged over them, model by model and field by
 field. The library prices its own calls here; the stack prices every emitter's tokens with
-Prometheus rules generated from the same table (``atalaia.cost``). No price is hard-coded in a
+Prometheus rules generated from the same table (``atalaia_ops.cost``). No price is hard-coded in a
 query.
 """
 
@@ -21,8 +21,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ENV_PRICES_FILE = "ATALAIA_PRICES_FILE"
 _PER = 1_000_000
 # A dated or suffixed id ("gpt-4o-2024-08-06", "llama3.1:8b") uses its family's entry when the
@@ -32,15 +30,13 @@ _PRICE_FIELDS = ("input", "output", "cached_input", "cache_write", "reasoning")
 _FIELDS = (*_PRICE_FIELDS, "provider", "aliases")
 _TOP_LEVEL = ("source", "source_package", "source_version", "as_of", "currency", "models")
 # How many trailing `-`/`:`/`@` segments of a sent id the Prometheus rules drop at most to find
-# its model (atalaia.cost); the lookup here has no such bound. 4 covers a date after a suffix:
+# its model (atalaia_ops.cost); the lookup here has no such bound. 4 covers a date after a suffix:
 # gpt-4o-realtime-preview-2024-12-17 is gpt-4o-realtime-preview's.
 MATCH_DEPTH = 4
 # The token types of atalaia.genai.tokens (docs/telemetry.md), in the order rules list them.
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_creation", "reasoning")
 
 _log = logging.getLogger("atalaia.prices")
-# libyaml's safe loader when PyYAML has it: the shipped table has hundreds of models.
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class PriceFileError(ValueError):
@@ -219,16 +215,28 @@ class PriceTable:
         return len(self.prices)
 
     def _warn_unknown(self, model: str) -> None:
+        """One warning for the first unknown model, debug lines for the others: a process that
+        invents model ids (3000 fine-tunes) must not print 3000 warnings."""
         with self._lock:
-            if model in self._warned:
+            first = not self._warned
+            if model in self._warned or len(self._warned) >= 1000:
                 return
             self._warned.add(model)
-        _log.warning(
-            "no price for model %r: its cost is recorded as 0; add it to a price file "
-            "(%s, see docs/library.md)",
-            model,
-            ENV_PRICES_FILE,
-        )
+        if first:
+            _log.warning(
+                "no price for model %r: its cost is recorded as 0; add it to a price file "
+                "(%s, see docs/library.md); further unknown models are logged at DEBUG",
+                model[:200],
+                ENV_PRICES_FILE,
+            )
+        else:
+            _log.debug("no price for model %r either", model[:200])
+
+    @property
+    def unknown_models(self) -> tuple[str, ...]:
+        """The unknown model ids asked for so far (the first 1000)."""
+        with self._lock:
+            return tuple(self._warned)
 
     def to_dict(self) -> dict[str, Any]:
         """The table in the file format (what ``atalaia prices`` prints)."""
@@ -271,8 +279,12 @@ def _number(value: Any, where: str) -> float:
 
 
 def _parse(text: str, name: str, base: PriceTable | None) -> PriceTable:
+    import yaml  # only when a table is read: `import atalaia` stays light
+
+    # libyaml's safe loader when PyYAML has it: the shipped table has hundreds of models.
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        doc = yaml.load(text, Loader=_LOADER)  # a safe loader (see _LOADER)
+        doc = yaml.load(text, Loader=loader)  # a safe loader
     except yaml.YAMLError as exc:
         raise PriceFileError(f"price file {name}: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict):

@@ -3,8 +3,8 @@ in-memory exporters and reader. For the library's tests and for users testing th
 
     from atalaia.testing import in_memory
 
-    cap = in_memory(agent_name="helix")
-    with cap.telemetry.track_task("demo"):
+    cap = in_memory(agent_name="helix").activate()  # module helpers report here
+    with atalaia.track_task("demo"):
         ...
     assert cap.spans()[0].name == "invoke_agent helix"
 """
@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from atalaia.exporters import Pipelines
-from atalaia.telemetry import Telemetry
+from atalaia._exporters import Pipelines
+from atalaia._telemetry import Telemetry, forget
 
 
 @dataclass
@@ -56,6 +55,16 @@ class Captured:
     def logs(self) -> list[ReadableLogRecord]:
         return list(self.log_exporter.get_finished_logs())
 
+    def activate(self) -> Captured:
+        """Make this the Telemetry that `atalaia.track_task` & co. report to."""
+        self.telemetry.activate()
+        return self
+
+    def close(self) -> None:
+        """Stop being the active Telemetry and shut the providers down."""
+        forget(self.telemetry)
+        self.telemetry.shutdown()
+
 
 def in_memory(service_name: str = "test-agent", **setup: Any) -> Captured:
     """A Telemetry (not global, not activated, no stdlib logging unless `install_logging=True`)
@@ -67,9 +76,10 @@ def in_memory(service_name: str = "test-agent", **setup: Any) -> Captured:
     telemetry = Telemetry.setup(
         service_name,
         pipelines=Pipelines(
-            span_processors=[SimpleSpanProcessor(spans)],
+            span_exporters=[spans],
             metric_readers=[reader],
-            log_processors=[SimpleLogRecordProcessor(logs)],
+            log_exporters=[logs],
+            synchronous=True,
         ),
         **setup,
     )

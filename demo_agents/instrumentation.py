@@ -18,6 +18,8 @@ def instrument(service_name: str, agent_name: str | None = None) -> atalaia.Tele
         agent_name=agent_name,
         environment=os.environ.get("ATALAIA_DEMO_ENVIRONMENT", "demo"),
         resource_attributes={"service.namespace": NAMESPACE},
+        # The fleet's processes configure no logging of their own: INFO and up, as JSON lines.
+        log_level=logging.INFO,
     )
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)

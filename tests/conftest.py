@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -19,6 +20,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.path)).relative_to(REPO / "tests").parts
         if parts and parts[0] in GROUPS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _in_the_checkout() -> None:
+    """The generators read and write paths relative to where they run (the checkout's root, as
+    `make` runs them), never inside the installed package: run every test from there."""
+    os.chdir(REPO)
 
 
 @pytest.fixture(scope="session")

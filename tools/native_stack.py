@@ -74,7 +74,7 @@ def _collector_cmd(cfg: Path, _data: Path) -> list[str]:
 
 def _alert_sink_available() -> bool:
     with contextlib.suppress(ModuleNotFoundError):
-        return importlib.util.find_spec("atalaia.alert_sink") is not None
+        return importlib.util.find_spec("atalaia_ops.alert_sink") is not None
     return False
 
 
@@ -133,7 +133,7 @@ SERVICES: tuple[Service, ...] = (
         lambda _cfg, data: [
             sys.executable,
             "-m",
-            "atalaia.alert_sink",
+            "atalaia_ops.alert_sink",
             "--host",
             "127.0.0.1",
             "--port",
@@ -488,7 +488,7 @@ def print_urls(stack: NativeStack) -> None:
         print(f"  {kind + ' (OTLP JSON)':<18} {path}  (rotated at 100 MB, 10 kept, 14 days)")
     print(f"==> {NATIVE_HINT}")
     if not any(s.name == "alert-sink" for s in stack.services):
-        print(f"  {'alert_sink':<18} not started (atalaia.alert_sink is not importable)")
+        print(f"  {'alert_sink':<18} not started (atalaia_ops.alert_sink is not importable)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -255,7 +255,7 @@ def _unique(items: Iterable[str], key: Any = lambda s: s) -> list[str]:
 
 def resolve(name: str, index: dict[str, str], depth: int = MATCH_DEPTH) -> str | None:
     """The key a normalised name matches with at most `depth` trailing id segments dropped:
-    the table's lookup (atalaia.prices) and the Prometheus rules' (atalaia.cost) agree there."""
+    the table's lookup (atalaia.prices) and the Prometheus rules' (atalaia_ops.cost) agree there."""
     for _ in range(depth + 1):
         if name in index:
             return index[name]

@@ -16,7 +16,6 @@ import httpx
 import openai
 from prometheus_client import CollectorRegistry
 
-from atalaia.orchestrator_metrics import OrchestratorMetrics
 from demo_agents import fleet_config
 from demo_agents.heartbeat_store import HeartbeatStore
 from demo_agents.orchestrator.budgets import Budgets
@@ -24,6 +23,7 @@ from demo_agents.orchestrator.engine import Engine
 from demo_agents.orchestrator.faults import ActiveFault, FaultController
 from demo_agents.orchestrator.supervisor import Shift, Supervisor
 from demo_agents.orchestrator.workload import TaskGenerator
+from demo_agents.orchestrator_metrics import OrchestratorMetrics
 from demo_agents.process_manager import ProcessManager, ProcessSpec
 
 log = logging.getLogger("demo_agents.orchestrator")

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from atalaia import slo
+from atalaia_ops import slo
 from tests import chromium
 from tests.conftest import run
 from tools.upstream import REPO
@@ -167,7 +167,7 @@ def stack(tool, tmp_path: Path) -> Iterator[dict[str, str]]:
         sink_url = f"http://127.0.0.1:{sink_port}"
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "atalaia.alert_sink", "--port", str(sink_port)],
+                [sys.executable, "-m", "atalaia_ops.alert_sink", "--port", str(sink_port)],
                 cwd=REPO,
                 env={**os.environ, "ATALAIA_ALERT_SINK_DATA_DIR": str(tmp_path / "sink")},
                 stdout=subprocess.DEVNULL,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from atalaia import cost
 from atalaia.prices import PriceTable
+from atalaia_ops import cost
 from tests.conftest import run
 
 OVERRIDES = """\

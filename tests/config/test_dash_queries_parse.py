@@ -33,12 +33,12 @@ import httpx
 import pytest
 import yaml
 
-from atalaia import explain
-from atalaia.dashboards import as_json
-from atalaia.dashboards.datasources import definitions
-from atalaia.dashboards.queries import panel_queries, variable_defaults, variable_queries
-from atalaia.explain_signals import SIGNALS
-from atalaia.explore_links import DEFAULT_GRAFANA_URL, explore
+from atalaia_ops import explain
+from atalaia_ops.dashboards import as_json
+from atalaia_ops.dashboards.datasources import definitions
+from atalaia_ops.dashboards.queries import panel_queries, variable_defaults, variable_queries
+from atalaia_ops.explain_signals import SIGNALS
+from atalaia_ops.explore_links import DEFAULT_GRAFANA_URL, explore
 from tools import grammars as query_grammars
 from tools.upstream import REPO
 

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from atalaia.backends import NoData, Prometheus, QueryError, Unreachable
-from atalaia.cli import main
+from atalaia_ops.backends import NoData, Prometheus, QueryError, Unreachable
+from atalaia_ops.cli import main
 
 
 def free_port() -> int:

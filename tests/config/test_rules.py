@@ -21,7 +21,7 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
-from atalaia import slo
+from atalaia_ops import slo
 from tests.conftest import run
 from tools.upstream import REPO
 
@@ -69,7 +69,7 @@ def test_generated_slo_rules_are_fresh() -> None:
     committed = (RULES_DIR / "slo.yml").read_text()
     assert committed == slo.generate(slo.load_spec()), (
         "prometheus/rules/slo.yml differs from prometheus/slos.yaml: "
-        "run `python -m atalaia.slo generate` and commit the result"
+        "run `python -m atalaia_ops.slo generate` and commit the result"
     )
     assert committed.startswith("# GENERATED FILE, DO NOT EDIT.")
 

@@ -167,7 +167,7 @@ def fleet_run(
         state_dir = tmp_path_factory.mktemp("demo-fleet")
         env.setenv("ATALAIA_DEMO_STATE_DIR", str(state_dir))
         env.delenv("ATALAIA_DEMO_LOGS", raising=False)  # one log file per process, in state_dir
-        env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", native_stack.urls["otlp_grpc"])
+        env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", native_stack.urls["otlp_http"])
         started = time.time()
         try:
             state = launcher.run(launcher.Options(load=FLEET_LOAD, seed=FLEET_SEED))

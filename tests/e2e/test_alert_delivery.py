@@ -5,7 +5,7 @@ gets the `db_down` fault: Sigma's report database goes away, its pool reports no
 (`db_client_connection_count` 0), and after the rule's `for: 1m` Prometheus fires
 `DatabaseDown` (prometheus/rules/agents.yml, severity critical). Alertmanager routes it
 (alertmanager/alertmanager.yml) and, after `group_wait`, the webhook of every matched receiver
-delivers it to the alert sink (atalaia.alert_sink), which records it under that receiver.
+delivers it to the alert sink (atalaia_ops.alert_sink), which records it under that receiver.
 Clearing the fault resolves it: Prometheus stops firing it and Alertmanager no longer holds it
 as active. The resolved notification itself waits for `group_interval` (5m), so it is not
 awaited here. No config file is changed for the test; every wait is a poll with a deadline.

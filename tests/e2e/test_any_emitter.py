@@ -30,10 +30,10 @@ from typing import Any
 import httpx
 import pytest
 
-from atalaia.cost import cost_usd
-from atalaia.dashboards import as_json
-from atalaia.dashboards.queries import panel_queries, variable_defaults
 from atalaia.prices import PriceTable
+from atalaia_ops.cost import cost_usd
+from atalaia_ops.dashboards import as_json
+from atalaia_ops.dashboards.queries import panel_queries, variable_defaults
 from tests.config.test_normalise_golden import LLM_OPERATIONS, TOKENS, canonical_truth
 from tests.e2e.backends import Prometheus, eventually
 from tests.golden import mock_llm, record
@@ -257,7 +257,7 @@ def test_the_dashboards_fill_for_every_emitter(
 ) -> None:
     report = {}
     for emitter, agent in agents.items():
-        filled, allowed, empty = panels_with_data(prometheus, agent.name, agent.started - 60)
+        filled, _allowed, empty = panels_with_data(prometheus, agent.name, agent.started - 60)
         total = len(filled) + len(empty)
         report[emitter] = (len(filled), total, empty)
         print(

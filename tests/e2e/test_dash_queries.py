@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from atalaia.dashboards import as_json
-from atalaia.dashboards.queries import Query, panel_queries, variable_defaults, variable_queries
+from atalaia_ops.dashboards import as_json
+from atalaia_ops.dashboards.queries import Query, panel_queries, variable_defaults, variable_queries
 
 DATA_DEADLINE_S = float(os.environ.get("ATALAIA_DASH_DEADLINE_S", "240"))
 AGENT = "Helix"  # gpt-4o: slowed by slow_llm, so it has slow traces

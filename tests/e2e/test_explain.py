@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from atalaia.backends import Tempo
-from atalaia.cli import main
+from atalaia_ops.backends import Tempo
+from atalaia_ops.cli import main
 from tests.e2e.backends import Store
 from tests.e2e.conftest import FleetRun
 from tests.e2e.stand_in import serving

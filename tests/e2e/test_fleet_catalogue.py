@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from atalaia.dashboards.contract import CATALOGUE, expand_fragment
+from atalaia_ops.dashboards.contract import CATALOGUE, expand_fragment
 from demo_agents.fleet_config import AGENTS
 from tests.e2e.backends import Prometheus, Store, attributes, body, eventually
 from tests.e2e.conftest import FleetRun
@@ -135,16 +135,14 @@ CATALOGUED = catalogue()
 def test_the_catalogue_parses_into_both_tables() -> None:
     """The parser sees what the tables hold (so the checks below are not vacuously green)."""
     by_table = {t: [m for m in CATALOGUED if m.table == t] for t in ("agent", "orchestrator")}
-    assert len(by_table["agent"]) >= 17 and len(by_table["orchestrator"]) >= 27
-    token = next(m for m in CATALOGUED if m.name == "gen_ai.client.token.usage")
-    assert token.series == (
-        "gen_ai_client_token_usage_bucket",
-        "gen_ai_client_token_usage_sum",
-        "gen_ai_client_token_usage_count",
-    )
-    assert token.values["gen_ai_token_type"] == {"input", "output"}
-    duration = next(m for m in CATALOGUED if m.name == "gen_ai.client.operation.duration")
-    assert "error_type" in duration.labels and "error_type" not in duration.values
+    assert len(by_table["agent"]) >= 12 and len(by_table["orchestrator"]) >= 27
+    retries = next(m for m in CATALOGUED if m.name == "atalaia.retries")
+    assert retries.series == ("atalaia_retries_total",)
+    assert retries.values["atalaia_retry_reason"] == {
+        "rate_limit", "llm_error", "timeout", "tool_error", "validation"
+    }  # fmt: skip
+    memory = next(m for m in CATALOGUED if m.name == "process.memory.usage")
+    assert memory.series == ("process_memory_usage_bytes",)
     failures = next(m for m in CATALOGUED if m.name == "orchestrator_task_failures_total")
     assert failures.labels == {"reason", "atalaia_department"}
 

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from atalaia.cli import main
-from atalaia.cost import cost_usd
-from atalaia.slo import SPEC_PATH
+from atalaia_ops.cli import main
+from atalaia_ops.cost import cost_usd
+from atalaia_ops.slo import SPEC_PATH
 from tests.e2e.backends import Prometheus, Store, attributes
 from tests.e2e.conftest import FleetRun
 
@@ -65,7 +65,7 @@ HAND_SLICES = {
             or max_over_time(orchestrator_agent_last_heartbeat_timestamp_seconds[1h])
           ) <= bool 120
         )""",
-    # The stack's cost: every emitter's tokens x the price rules (atalaia.cost, docs/cost.md).
+    # The stack's cost: every emitter's tokens x the price rules (atalaia_ops.cost, docs/cost.md).
     "cost_per_task": f"""
         ({cost_usd("5m")}
            / sum(increase(atalaia_agent_tasks_total{{atalaia_task_outcome="success"}}[5m]))

@@ -83,7 +83,15 @@ class Sink:
 def start_sink(data_dir: Path) -> Sink:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "atalaia.alert_sink", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "atalaia_ops.alert_sink",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         cwd=REPO,
         env={**os.environ, "ATALAIA_ALERT_SINK_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
@@ -216,7 +224,7 @@ def test_persists_across_restarts_and_logs_json_lines(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     notification = next(entry for entry in lines if entry["message"] == "notification")
     assert notification["level"] == "INFO"
-    assert notification["logger"] == "atalaia.alert_sink"
+    assert notification["logger"] == "atalaia_ops.alert_sink"
     assert notification["receiver"] == "deadmans-switch"
     assert notification["alertname"] == "AgentVanished"
     assert notification["status"] == "firing"
@@ -259,12 +267,12 @@ def test_concurrent_posts_are_all_recorded(sink: Sink) -> None:
 
 
 def test_default_data_dir_and_unwritable_dir(tmp_path: Path) -> None:
-    from atalaia import alert_sink
+    from atalaia_ops import alert_sink
 
     env = {k: v for k, v in os.environ.items() if k != "ATALAIA_ALERT_SINK_DATA_DIR"}
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     code = (
-        "from atalaia.alert_sink import default_data_dir; print(default_data_dir())"
+        "from atalaia_ops.alert_sink import default_data_dir; print(default_data_dir())"
     )  # fmt: skip
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
@@ -341,7 +349,7 @@ def test_page_is_newest_first_filters_by_receiver_and_limits(sink: Sink) -> None
 
 
 def test_page_links_and_times() -> None:
-    from atalaia.alert_sink import render_page
+    from atalaia_ops.alert_sink import render_page
 
     resolved = copy.deepcopy(PAYLOAD)
     resolved["status"] = resolved["alerts"][0]["status"] = "resolved"

@@ -1,28 +1,29 @@
 """The cost rules are generated from the price table, and every consumer's cost query is
-atalaia.cost.cost_usd()'s."""
+atalaia_ops.cost.cost_usd()'s."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 
-from atalaia import cost, slo
 from atalaia.prices import PriceTable
+from atalaia_ops import cost, slo
 
 pytestmark = pytest.mark.unit
 
 TABLE = PriceTable.defaults()
-RULES_TEXT = cost.RULES_PATH.read_text()
+RULES_TEXT = (Path(__file__).resolve().parents[2] / cost.RULES_PATH).read_text()
 GROUPS = yaml.safe_load(RULES_TEXT)["groups"]
-REPO = cost.REPO
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_committed_rules_are_fresh() -> None:
     assert cost.generate(TABLE) == RULES_TEXT, (
         "prometheus/rules/cost.yml differs from the price table: "
-        "run `python -m atalaia.cost generate` and commit the result"
+        "run `python -m atalaia_ops.cost generate` and commit the result"
     )
     assert RULES_TEXT.startswith("# GENERATED FILE, DO NOT EDIT.")
     assert cost.main(["generate", "--check"]) == 0
@@ -103,8 +104,8 @@ def test_consumers_use_the_builder() -> None:
     for path in [
         REPO / "prometheus" / "rules" / "agents.yml",
         REPO / "prometheus" / "rules" / "slo.yml",
-        REPO / "atalaia" / "cli_report.py",
-        *sorted((REPO / "atalaia" / "dashboards").glob("*.py")),
+        REPO / "atalaia_ops" / "cli_report.py",
+        *sorted((REPO / "atalaia_ops" / "dashboards").glob("*.py")),
         *sorted((REPO / "grafana" / "dashboards").glob("*.json")),
     ]:
         assert "atalaia_llm_cost_usd_total" not in path.read_text(), path

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from atalaia.dashboards import as_json, contract
-from atalaia.dashboards.queries import (
+from atalaia_ops.dashboards import as_json, contract
+from atalaia_ops.dashboards.queries import (
     Query,
     logql_labels,
     panel_queries,
@@ -58,8 +58,8 @@ def test_query_uses_only_catalogued_names(query: Query, values: dict[str, str]) 
 
 def test_catalogue_parser_finds_the_tables() -> None:
     for name in (
-        "gen_ai_client_token_usage_sum",
-        "gen_ai_client_operation_duration_seconds_bucket",
+        "atalaia_genai_tokens_total",
+        "atalaia_genai_duration_seconds_bucket",
         "orchestrator_tasks_total",
         "otelcol_exporter_queue_size",
         "slo:sli_error:ratio_rate30m",

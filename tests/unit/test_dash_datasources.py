@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from atalaia.dashboards import as_json
-from atalaia.dashboards.model import DATASOURCE_TYPES, PROMETHEUS_VAR
+from atalaia_ops.dashboards import as_json
+from atalaia_ops.dashboards.model import DATASOURCE_TYPES, PROMETHEUS_VAR
 
 PROVISIONING = Path(__file__).resolve().parents[2] / "grafana" / "provisioning" / "datasources"
 BUILTIN = {"-- Grafana --", "-- Mixed --"}

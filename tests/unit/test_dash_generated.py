@@ -1,4 +1,4 @@
-"""The committed JSON in grafana/dashboards/ is exactly what `python -m atalaia.dashboards
+"""The committed JSON in grafana/dashboards/ is exactly what `python -m atalaia_ops.dashboards
 generate` writes."""
 
 from __future__ import annotations
@@ -7,8 +7,10 @@ import json
 import shutil
 from pathlib import Path
 
-from atalaia.dashboards import dashboards
-from atalaia.dashboards.__main__ import DEFAULT_OUT, main
+from atalaia_ops.dashboards import dashboards
+from atalaia_ops.dashboards.__main__ import main
+
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "grafana" / "dashboards"
 
 
 def test_committed_dashboards_match_a_fresh_generation(capsys) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from atalaia.cli import main
-from atalaia.dashboards import as_json
-from atalaia.dashboards.datasources import definitions
+from atalaia_ops.cli import main
+from atalaia_ops.dashboards import as_json
+from atalaia_ops.dashboards.datasources import definitions
 
 ADMIN, VIEWER = "glsa_admin_token_for_tests", "glsa_viewer_token_for_tests"
 PROVISIONING = Path(__file__).resolve().parents[2] / "grafana" / "provisioning" / "datasources"

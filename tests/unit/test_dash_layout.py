@@ -15,8 +15,8 @@ import itertools
 
 import pytest
 
-from atalaia.dashboards import as_json, dashboards
-from atalaia.dashboards.fleet_tv import TV_ROWS
+from atalaia_ops.dashboards import as_json, dashboards
+from atalaia_ops.dashboards.fleet_tv import TV_ROWS
 
 CELL_PX, VMARGIN_PX, PAGE_PADDING_PX, SCREEN_PX = 30, 8, 16, 1080
 BOARDS = as_json()

@@ -10,11 +10,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from atalaia import explain_signals as sig
-from atalaia.cli import build_parser, main
-from atalaia.dashboards.contract import load as load_contract
-from atalaia.dashboards.queries import logql_labels, promql_names
-from atalaia.explore_links import explore
+from atalaia_ops import explain_signals as sig
+from atalaia_ops.cli import build_parser, main
+from atalaia_ops.dashboards.contract import load as load_contract
+from atalaia_ops.dashboards.queries import logql_labels, promql_names
+from atalaia_ops.explore_links import explore
 
 T0 = 1_800_000_000.0
 
@@ -152,13 +152,13 @@ def test_one_trace_needs_tempo(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_every_signal_has_a_place_in_the_tie_order() -> None:
-    from atalaia.explain import TIE_ORDER
+    from atalaia_ops.explain import TIE_ORDER
 
     assert sorted(TIE_ORDER) == sorted(s.kind for s in sig.SIGNALS)
 
 
 def test_the_longest_quiet_run_is_where_an_agent_served_nothing() -> None:
-    from atalaia.explain import Period, _longest_run
+    from atalaia_ops.explain import Period, _longest_run
 
     # Steps every 15 s; quiet (no task ended) at 30..75 and at 150..240: the second is longer.
     # Each step counts the minute before it, so the run starts a minute before its first step.

@@ -1,4 +1,4 @@
-"""atalaia.explain_metrics: histogram arithmetic, the service split and the step onset, without
+"""atalaia_ops.explain_metrics: histogram arithmetic, the service split and the step onset, without
 servers (the same code runs against the real Prometheus in tests/e2e/test_explain.py)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from atalaia import explain_metrics as em
-from atalaia.explain import _step_onset
+from atalaia_ops import explain_metrics as em
+from atalaia_ops.explain import _step_onset
 
 # 100 tasks: 50 by 1 s, 80 by 2.5 s, 95 by 5 s, 100 by 10 s.
 H = em.Histogram(((1.0, 50.0), (2.5, 80.0), (5.0, 95.0), (10.0, 100.0), (math.inf, 100.0)))

@@ -1,4 +1,4 @@
-"""`atalaia.traces`: OTLP JSON as Tempo serves it → span tree → critical path → categories.
+"""`atalaia_ops.traces`: OTLP JSON as Tempo serves it → span tree → critical path → categories.
 
 The traces are built here span by span, shaped like the demo fleet's (orchestrator root,
 planning call, dispatch, the agent's invoke_agent with LLM calls and tools, a tool calling
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from atalaia import traces
+from atalaia_ops import traces
 
 T0 = 1_800_000_000.0
 

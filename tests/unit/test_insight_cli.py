@@ -12,14 +12,14 @@ import time
 
 import pytest
 
-from atalaia import backends
-from atalaia.backends import Loki, Prometheus, QueryError, Tempo, Unreachable
-from atalaia.cli import build_parser, main
-from atalaia.cli_report import Budget, Report, format_report, queries
-from atalaia.cli_slo import Burn, SLOStatus, error_ratio_expr, format_table
-from atalaia.dashboards.contract import load as load_contract
-from atalaia.dashboards.queries import promql_names
-from atalaia.slo import load_spec
+from atalaia_ops import backends
+from atalaia_ops.backends import Loki, Prometheus, QueryError, Tempo, Unreachable
+from atalaia_ops.cli import build_parser, main
+from atalaia_ops.cli_report import Budget, Report, format_report, queries
+from atalaia_ops.cli_slo import Burn, SLOStatus, error_ratio_expr, format_table
+from atalaia_ops.dashboards.contract import load as load_contract
+from atalaia_ops.dashboards.queries import promql_names
+from atalaia_ops.slo import load_spec
 
 
 def closed_port_url() -> str:

@@ -11,9 +11,11 @@ from opentelemetry.sdk.metrics.export import Gauge, Histogram, Sum
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from atalaia import names, orchestrator_metrics
-from atalaia.orchestrator_metrics import OrchestratorMetrics
+import atalaia
+from atalaia import names
 from atalaia.testing import in_memory
+from demo_agents import orchestrator_metrics
+from demo_agents.orchestrator_metrics import OrchestratorMetrics
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "docs" / "telemetry.md"
 
@@ -38,32 +40,45 @@ KINDS["up-down counter"] = (Sum, False)
 
 
 def exercise_every_helper():
-    cap = in_memory(agent_name="helix")
-    tel = cap.telemetry
-    with tel.track_task("t", department="sales"):
-        with tel.track_llm_call("gpt-4o", provider="openai") as call:
+    cap = in_memory(agent_name="helix").activate()
+    with atalaia.track_task("t", department="sales"):
+        with atalaia.track_llm_call("gpt-4o", provider="openai") as call:
             call.record_usage(10, 5, 2, response_model="gpt-4o-2024-08-06")
-        tel.record_retry("timeout")
-        tel.record_timeout("llm")
-        tel.record_error("llm")
-        tel.record_integration_error("crm")
-        tel.record_cache(True)
-        tel.record_conversation("abandoned")
-        tel.record_lead()
-        tel.heartbeat()
-        tel.set_db_connections(1, 1, "main")
+        atalaia.record_retry("timeout")
+        atalaia.record_timeout("llm")
+        atalaia.record_error("llm")
+        atalaia.record_integration_error("crm")
+        atalaia.record_cache(True)
+        atalaia.record_conversation("abandoned")
+        atalaia.record_lead()
+        atalaia.heartbeat()
+        atalaia.set_db_connections(1, 1, "main")
     try:
-        with tel.track_llm_call("gpt-4o", provider="openai"):
+        with atalaia.track_llm_call("gpt-4o", provider="openai"):
             raise TimeoutError
     except TimeoutError:
         pass
     metrics = cap.metrics()
-    tel.shutdown()
+    cap.close()
     return metrics
 
 
 def test_catalogue_lists_every_agent_metric() -> None:
-    assert len(AGENT_ROWS) >= 17
+    assert len(AGENT_ROWS) >= 12
+
+
+def test_spans_carry_what_is_no_longer_a_metric() -> None:
+    """Calls, tokens, durations and tasks are derived from spans by the collector: the library
+    sends none of them as SDK metrics (one source per series)."""
+    emitted = set(exercise_every_helper())
+    for dropped in (
+        "gen_ai.client.token.usage",
+        "gen_ai.client.operation.duration",
+        "atalaia.task.duration",
+        "atalaia.llm.cost.usd",
+        "atalaia.llm.cached_tokens",
+    ):
+        assert dropped not in emitted
 
 
 @pytest.mark.parametrize("row", AGENT_ROWS, ids=[code_names(r[0])[0] for r in AGENT_ROWS])
@@ -90,7 +105,6 @@ def test_agent_metric_matches_catalogue(row: list[str]) -> None:
 @pytest.mark.parametrize(
     ("metric", "attribute", "values"),
     [
-        ("atalaia.task.duration", "atalaia.task.outcome", names.TASK_OUTCOMES),
         ("atalaia.retries", "atalaia.retry.reason", names.RETRY_REASONS),
         ("atalaia.timeouts", "atalaia.timeout.reason", names.TIMEOUT_REASONS),
         ("atalaia.errors", "error.type", names.ERROR_TYPES),
@@ -111,9 +125,6 @@ def test_closed_value_lists_match_catalogue(
 def test_catalogued_buckets_are_the_ones_used() -> None:
     text = CATALOGUE.read_text()
     for buckets in (
-        names.TOKEN_USAGE_BUCKETS,
-        names.OPERATION_DURATION_BUCKETS,
-        names.TASK_DURATION_BUCKETS,
         orchestrator_metrics.TASK_BUCKETS,
         orchestrator_metrics.STEP_BUCKETS,
     ):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from atalaia import exporters
-from atalaia.resource import build_resource
+from atalaia import _exporters as exporters
+from atalaia._resource import build_resource
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -113,7 +113,11 @@ def test_environment_overrides_resource(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({}, {"traces": "grpc", "metrics": "grpc", "logs": "grpc"}),
+        ({}, {"traces": "http", "metrics": "http", "logs": "http"}),
+        (
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+            {"traces": "grpc", "metrics": "grpc", "logs": "grpc"},
+        ),
         (
             {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"},
             {"traces": "http", "metrics": "http", "logs": "http"},
@@ -144,10 +148,10 @@ def test_exporters_follow_the_protocol_variables(
         }
         assert got == expected
         # Short export timeout by default, so exit is never held for long by a dead collector.
-        assert all(getattr(e, "_timeout", 5.0) == 5.0 for e in pipes.exporters)
+        assert all(getattr(e, "_timeout", 2.0) == 2.0 for e in pipes.exporters)
     finally:
-        for processor in pipes.span_processors + pipes.log_processors:
-            processor.shutdown()
+        for exporter in pipes.span_exporters + pipes.log_exporters:
+            exporter.shutdown()
         for reader in pipes.metric_readers:
             reader.shutdown()
 
@@ -155,6 +159,7 @@ def test_exporters_follow_the_protocol_variables(
 def test_endpoint_headers_and_timeout_come_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector.example:4317")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20abc")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2")
@@ -166,7 +171,7 @@ def test_endpoint_headers_and_timeout_come_from_the_environment(
         assert exporter._endpoint == "collector.example:4317"
         assert ("authorization", "Bearer abc") in exporter._headers
         assert exporter._timeout == 2.0
-        assert pipes.metric_readers == [] and pipes.log_processors == []
+        assert pipes.metric_readers == [] and pipes.log_exporters == []
     finally:
-        for processor in pipes.span_processors:
-            processor.shutdown()
+        for span_exporter in pipes.span_exporters:
+            span_exporter.shutdown()

@@ -1,4 +1,5 @@
-"""stdlib logging bridged to OTLP with trace context, and one JSON line per record on stdout."""
+"""stdlib logging bridged to OTLP with trace context, one JSON line per record on stdout for an
+app that did not configure logging, and nothing changed in an app that did."""
 
 from __future__ import annotations
 
@@ -9,16 +10,36 @@ from collections.abc import Iterator
 import pytest
 from opentelemetry._logs import SeverityNumber
 
+import atalaia
 from atalaia.testing import Captured, in_memory
 
 log = logging.getLogger("agent.test")
 
 
 @pytest.fixture
-def cap() -> Iterator[Captured]:
-    captured = in_memory("svc-logs", agent_name="helix", install_logging=True)
+def bare_root() -> Iterator[logging.Logger]:
+    """The root logger of an app that configured nothing (pytest's own handlers set aside)."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    root.handlers.clear()
+    root.setLevel(logging.WARNING)
+    yield root
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+@pytest.fixture
+def cap(bare_root: logging.Logger) -> Iterator[Captured]:
+    captured = in_memory("svc-logs", agent_name="helix", install_logging=True).activate()
     yield captured
-    captured.telemetry.shutdown()
+    captured.close()
+
+
+def strip_pytest_handlers() -> None:
+    """pytest adds its capture handlers to the root logger for each test phase: inside a test
+    body, set them aside too."""
+    root = logging.getLogger()
+    root.handlers[:] = [h for h in root.handlers if type(h).__module__ != "_pytest.logging"]
 
 
 def json_lines(text: str) -> list[dict]:
@@ -26,11 +47,10 @@ def json_lines(text: str) -> list[dict]:
 
 
 def test_records_carry_trace_and_task_ids(cap: Captured, capsys: pytest.CaptureFixture) -> None:
-    tel = cap.telemetry
-    with tel.track_task("t", task_id="task-42") as task:
+    with atalaia.track_task("t", task_id="task-42") as task:
         log.warning("budget low for %s", "sales", extra={"atalaia.department": "sales"})
         span_ctx = task.span.get_span_context()
-    log.info("outside any span")
+    log.error("outside any span")
 
     inside, outside = cap.logs()
     rec = inside.log_record
@@ -58,6 +78,54 @@ def test_records_carry_trace_and_task_ids(cap: Captured, capsys: pytest.CaptureF
     assert "trace_id" not in second
 
 
+def test_the_root_level_is_the_apps(cap: Captured, bare_root: logging.Logger) -> None:
+    """No INFO flood (httpx logs every request at INFO): the level stays what the app set."""
+    assert bare_root.level == logging.WARNING
+    logging.getLogger("httpx").info("HTTP Request: POST ... 200 OK")
+    log.info("routine")
+    assert cap.logs() == []
+
+
+def test_log_level_only_when_asked(bare_root: logging.Logger) -> None:
+    strip_pytest_handlers()
+    captured = in_memory(install_logging=True, json_logs=False, log_level=logging.INFO)
+    try:
+        assert bare_root.level == logging.INFO
+        log.info("now captured")
+        assert [r.log_record.body for r in captured.logs()] == ["now captured"]
+    finally:
+        captured.close()
+
+
+def test_an_app_that_configured_logging_keeps_its_handlers_and_levels(
+    bare_root: logging.Logger, capsys: pytest.CaptureFixture
+) -> None:
+    seen: list[str] = []
+
+    class AppHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    strip_pytest_handlers()
+    app = AppHandler()
+    bare_root.addHandler(app)
+    bare_root.setLevel(logging.INFO)
+    captured = in_memory(install_logging=True)  # json_logs=True: not for a configured app
+    try:
+        assert bare_root.level == logging.INFO
+        assert [
+            h for h in bare_root.handlers if h is not app and "OTel" not in type(h).__name__
+        ] == []
+        log.info("once")
+        log.debug("below the app's level")
+        assert seen == ["once"]  # printed once, by the app's handler only
+        assert json_lines(capsys.readouterr().out) == []
+        assert [r.log_record.body for r in captured.logs()] == ["once"]  # at the app's levels
+    finally:
+        captured.close()
+    assert bare_root.handlers == [app]
+
+
 def test_exception_records_get_error_type(cap: Captured, capsys: pytest.CaptureFixture) -> None:
     try:
         raise ConnectionError("db down")
@@ -72,6 +140,13 @@ def test_exception_records_get_error_type(cap: Captured, capsys: pytest.CaptureF
     assert "Traceback" in line["exception"]
 
 
+def test_long_messages_are_cut(cap: Captured) -> None:
+    log.error("x" * 1_000_000, extra={"customer": "y" * 100_000})
+    (record,) = cap.logs()
+    assert len(record.log_record.body) == 64 * 1024
+    assert len(record.log_record.attributes["customer"]) == 4096
+
+
 def test_sdk_internal_logs_stay_off_otlp_and_are_rate_limited(
     cap: Captured, capsys: pytest.CaptureFixture
 ) -> None:
@@ -79,23 +154,35 @@ def test_sdk_internal_logs_stay_off_otlp_and_are_rate_limited(
     for _ in range(50):
         sdk_log.warning("Queue full, dropping %s.", "span")
     assert cap.logs() == []  # exporting the exporter's complaints would loop
-    assert len(json_lines(capsys.readouterr().out)) == 1
+    out = capsys.readouterr()
+    assert json_lines(out.out) == []  # not through the app's (or our JSON) handlers
+    assert out.err.count("Queue full") == 1  # to stderr, one line every 30 s
+    logging.getLogger("opentelemetry.exporter.otlp").warning("Transient error, retrying")
+    assert "Transient" not in capsys.readouterr().err
 
 
-def test_json_logs_can_be_turned_off(capsys: pytest.CaptureFixture) -> None:
+def test_json_logs_can_be_turned_off(
+    bare_root: logging.Logger, capsys: pytest.CaptureFixture
+) -> None:
+    strip_pytest_handlers()
     captured = in_memory(install_logging=True, json_logs=False)
-    log.info("only OTLP")
-    captured.telemetry.shutdown()
+    log.warning("only OTLP")
+    captured.close()
     assert json_lines(capsys.readouterr().out) == []
     assert [r.log_record.body for r in captured.logs()] == ["only OTLP"]
 
 
-def test_shutdown_removes_the_handlers(capsys: pytest.CaptureFixture) -> None:
+def test_shutdown_removes_the_handlers(
+    bare_root: logging.Logger, capsys: pytest.CaptureFixture
+) -> None:
+    strip_pytest_handlers()
     captured = in_memory(install_logging=True)
-    root = logging.getLogger()
-    before = len(root.handlers)
-    captured.telemetry.shutdown()
-    assert len(root.handlers) == before - 2
+    assert len(bare_root.handlers) == 2
+    sdk = logging.getLogger("opentelemetry")
+    assert sdk.propagate is False
+    captured.close()
+    assert bare_root.handlers == []
+    assert sdk.handlers == [] and sdk.propagate is True
     log.warning("after shutdown")
     assert captured.logs() == []
     assert json_lines(capsys.readouterr().out) == []

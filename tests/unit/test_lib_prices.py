@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import atalaia.cli
+import atalaia
+import atalaia_ops.cli
 from atalaia.prices import TOKEN_TYPES, ModelPrice, PriceFileError, PriceTable
 from atalaia.testing import in_memory
 
@@ -116,12 +117,16 @@ def test_cost_of_every_token_type_and_per_token_prices() -> None:
     assert plain.cost(100, 10, 0, 50, 5) == pytest.approx((100 * 0.05 + 10 * 0.08) / 1e6)
 
 
-def test_unknown_model_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_models_give_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """3000 invented model ids are one warning, not 3000 (the rest at DEBUG)."""
     table = PriceTable.defaults()
     with caplog.at_level(logging.WARNING, "atalaia.prices"):
         assert [table.cost("nope-1", 10, 10) for _ in range(3)] == [0, 0, 0]
-        table.cost("nope-2", 10, 10)
-    assert caplog.text.count("nope-1") == 1 and caplog.text.count("nope-2") == 1
+        for i in range(3000):
+            table.cost(f"fine-tune-{i}", 10, 10)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "nope-1" in warnings[0].getMessage()
+    assert "nope-1" in table.unknown_models and len(table.unknown_models) <= 1000
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -184,10 +189,10 @@ def test_env_file_is_used_by_load_and_by_telemetry(
     path = write(tmp_path, "models:\n  house-model: {input: 4, output: 8}\n")
     monkeypatch.setenv("ATALAIA_PRICES_FILE", str(path))
     assert PriceTable.load().lookup("house-model") is not None
-    cap = in_memory()
-    with cap.telemetry.track_llm_call("house-model", provider="vllm") as call:
+    cap = in_memory().activate()
+    with atalaia.track_llm_call("house-model", provider="vllm") as call:
         call.record_usage(1_000_000, 1_000_000)
-    cap.telemetry.shutdown()
+    cap.close()
     assert call.cost_usd == pytest.approx(12.0)
 
 
@@ -240,32 +245,35 @@ def test_invalid_env_file_does_not_stop_the_agent(
 ) -> None:
     monkeypatch.setenv("ATALAIA_PRICES_FILE", str(write(tmp_path, "models: oops\n")))
     cap = in_memory()
-    cap.telemetry.shutdown()
+    cap.close()
+    assert cap.telemetry.prices.lookup("gpt-4o") is not None  # read on first use
     assert "using the built-in price table" in caplog.text and "prices.yaml" in caplog.text
-    assert cap.telemetry.prices.lookup("gpt-4o") is not None
 
 
 # --- CLI -----------------------------------------------------------------------------------------
 def test_cli_prices(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = write(tmp_path, "models:\n  gpt-4o: {input: 3.33}\n")
-    assert atalaia.cli.main(["prices", "--file", str(path)]) == 0
+    assert atalaia_ops.cli.main(["prices", "--file", str(path)]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("gpt-4o "))
     assert row.split() == ["gpt-4o", "openai", "3.33", "1.25", "3.33", "10", "10"]
-    assert atalaia.cli.main(["prices", "--format", "yaml"]) == 0
+    assert atalaia_ops.cli.main(["prices", "--format", "yaml"]) == 0
     doc = yaml.safe_load(capsys.readouterr().out)
     assert PriceTable.defaults().to_dict() == doc
 
 
 def test_cli_prices_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = write(tmp_path, "models:\n  gpt-4o: {input: x}\n")
-    assert atalaia.cli.main(["prices", "--file", str(path)]) == 2
+    assert atalaia_ops.cli.main(["prices", "--file", str(path)]) == 2
     assert f"price file {path}: models.gpt-4o.input" in capsys.readouterr().err
 
 
 def test_cli_version_as_console_script() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "atalaia.cli", "version"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "atalaia_ops.cli", "version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("atalaia ")
@@ -274,14 +282,14 @@ def test_cli_version_as_console_script() -> None:
 def test_cli_subcommands_from_other_modules(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     import types
 
-    plugin = types.ModuleType("atalaia.cli_hello")
+    plugin = types.ModuleType("atalaia_ops.cli_hello")
 
     def register(sub) -> None:  # type: ignore[no-untyped-def]
         parser = sub.add_parser("hello")
         parser.set_defaults(func=lambda args: print("hi") or 0)
 
     plugin.register = register  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "atalaia.cli_hello", plugin)
-    monkeypatch.setattr(atalaia.cli, "_plugins", lambda: ["cli_hello"])
-    assert atalaia.cli.main(["hello"]) == 0
+    monkeypatch.setitem(sys.modules, "atalaia_ops.cli_hello", plugin)
+    monkeypatch.setattr(atalaia_ops.cli, "_plugins", lambda: ["cli_hello"])
+    assert atalaia_ops.cli.main(["hello"]) == 0
     assert capsys.readouterr().out == "hi\n"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from atalaia.dashboards import as_json
-from atalaia.dashboards.queries import panel_queries, promql_names, variable_defaults
+from atalaia_ops.dashboards import as_json
+from atalaia_ops.dashboards.queries import panel_queries, promql_names, variable_defaults
 from tools.upstream import REPO, read_versions
 
 DATA = REPO / "docs" / "loki-tempo-metrics.yaml"

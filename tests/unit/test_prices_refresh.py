@@ -37,7 +37,7 @@ def test_committed_table_is_the_conversion_of_the_locked_package() -> None:
     fresh = refresh.render(refresh.convert(SOURCE, VERSION, AS_OF))
     assert fresh == COMMITTED, (
         "atalaia/data/prices.yaml is not what genai-prices gives: run "
-        "`python -m tools.prices refresh` (then `python -m atalaia.cost generate`)"
+        "`python -m tools.prices refresh` (then `python -m atalaia_ops.cost generate`)"
     )
     assert refresh.main(["refresh", "--check"]) == 0
 

@@ -24,8 +24,8 @@ LOCKED = {
 def wanted() -> list[Requirement]:
     project = PYPROJECT["project"]
     reqs = [Requirement(r) for r in project["dependencies"]]
-    for extra in ("demo", "dev"):
-        reqs += [Requirement(r) for r in project["optional-dependencies"][extra]]
+    for extra in project["optional-dependencies"].values():
+        reqs += [Requirement(r) for r in extra]
     reqs += [Requirement(r) for r in PYPROJECT["build-system"]["requires"]]
     return [r for r in reqs if canonicalize_name(r.name) != "atalaia"]
 

@@ -1,4 +1,4 @@
-"""The SLO spec loader and rule generator (atalaia.slo)."""
+"""The SLO spec loader and rule generator (atalaia_ops.slo)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from atalaia import slo
+from atalaia_ops import slo
 
 SPEC: dict[str, Any] = {
     "period": "30d",
