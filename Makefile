@@ -20,6 +20,7 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml requirements/dev.lock
 	@echo "==> Python environment in $(VENV), from requirements/dev.lock (every version and hash pinned)"
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required")'
+	rm -rf $(VENV)  # from scratch: a package the lock dropped must not linger
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --disable-pip-version-check --progress-bar on --require-hashes --no-deps -r requirements/dev.lock
 	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .

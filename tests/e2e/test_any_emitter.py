@@ -257,7 +257,7 @@ def test_the_dashboards_fill_for_every_emitter(
 ) -> None:
     report = {}
     for emitter, agent in agents.items():
-        filled, _allowed, empty = panels_with_data(prometheus, agent.name, agent.started - 60)
+        filled, allowed, empty = panels_with_data(prometheus, agent.name, agent.started - 60)
         total = len(filled) + len(empty)
         report[emitter] = (len(filled), total, empty)
         print(
