@@ -42,6 +42,8 @@ def test_import_atalaia_loads_nothing_heavy() -> None:
 def test_instrument_loads_the_sdk_and_one_transport_only() -> None:
     modules = loaded_after(
         "import os; os.environ['OTEL_TRACES_EXPORTER'] = 'otlp'\n"
+        # Nowhere: a test must not send to whatever stack listens on the default port.
+        "os.environ['OTEL_EXPORTER_OTLP_ENDPOINT'] = 'http://127.0.0.1:9'\n"
         "import atalaia; atalaia.instrument('probe', json_logs=False)"
     )
     assert "opentelemetry.sdk.trace" in modules
