@@ -10,8 +10,8 @@
 It starts the collector, Prometheus, Alertmanager, the native log and trace store (where Loki and
 Tempo would listen) and the alert sink from the repo's configs in a fresh state directory, waits
 until all are ready and stops them at the end of the session. The ports are fixed (the configs'
-own), so only one stack can run per machine: sessions on the same machine take turns through a
-lock file.
+own), so only one stack can run per network namespace: sessions in the same one take turns
+through a lock file (another namespace, `ip netns exec`, has ports of its own).
 
 The `fleet_run` session fixture (and `fleet_ran`, its start time) runs the demo fleet against
 that stack once for every test that reads what a fleet leaves behind: a baseline, a tour of
@@ -37,7 +37,16 @@ from tests.e2e.backends import Prometheus, Store
 from tests.e2e.otlp import Telemetry
 from tools.native_stack import NativeStack, StackError, store_files
 
-LOCK = Path(tempfile.gettempdir()) / "atalaia-native-stack.lock"
+
+def _network_namespace() -> str:
+    """This process's network namespace: the fixed ports are per namespace, so is the lock."""
+    try:
+        return str(os.stat("/proc/self/ns/net").st_ino)
+    except OSError:
+        return "default"
+
+
+LOCK = Path(tempfile.gettempdir()) / f"atalaia-native-stack-{_network_namespace()}.lock"
 # Modules that need a stack nobody else sends to: they run before the demo fleet starts.
 QUIET_FIRST = ("test_any_emitter.py",)
 
