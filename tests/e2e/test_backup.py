@@ -89,11 +89,16 @@ def test_restore_into_an_empty_state_dir_brings_back_what_was_backed_up(
 ) -> None:
     urls = native_stack.urls
     marker = unique("backup")
-    job = f"atalaia-e2e/{telemetry.service}"
     store = Store(store_files(native_stack)["logs"].parent)
 
     # --- before the backup: one of each kind of state -------------------------------------------
-    telemetry.meter.create_counter("backup.probe").add(42)
+    # The counter comes from an SDK of its own, shut down once it exported: an SDK left running
+    # would export the same cumulative value again to the restored stack, and the series would
+    # be found there whether or not the restore brought it back.
+    probe = Telemetry(urls["otlp_grpc"], urls["otlp_http"])
+    job = f"atalaia-e2e/{probe.service}"
+    probe.meter.create_counter("backup.probe").add(42)
+    probe.shutdown()
     with telemetry.tracer.start_as_current_span(f"{marker} span"):
         telemetry.logger.info("%s before", marker)
     telemetry.flush()
