@@ -693,8 +693,14 @@ def _warn_versions(manifest: dict[str, Any]) -> None:
 
 
 def _git_ignored(path: Path) -> bool:
+    """True if git ignores an archive written there (False without git: refuse, to be safe)."""
     probe = path / "atalaia-backup-probe.tar.gz"
-    proc = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", str(probe)], check=False)
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(REPO), "check-ignore", "-q", str(probe)], check=False
+        )
+    except OSError:
+        return False
     return proc.returncode == 0
 
 
