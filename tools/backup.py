@@ -635,6 +635,7 @@ def restore(
     )
     target.check_stopped()
     scratch_parent = target.scratch_dir(archive)
+    made_parent = not scratch_parent.exists()
     scratch_parent.mkdir(parents=True, exist_ok=True)
     extracted = Path(tempfile.mkdtemp(prefix=".restore-", dir=scratch_parent))
     extracted.rmdir()
@@ -670,6 +671,8 @@ def restore(
         return [p["name"] for p in manifest["parts"]]
     finally:
         shutil.rmtree(extracted, ignore_errors=True)
+        if made_parent and not any(scratch_parent.iterdir()):
+            scratch_parent.rmdir()  # a refused restore leaves no empty state dir behind
 
 
 def _env_to_write(extracted: Path, manifest: dict[str, Any], env_file: Path) -> str | None:
