@@ -87,7 +87,7 @@ bench-library: venv ## the library's cost per LLM call vs the raw SDK, OpenLLMet
 # ---------------------------------------------------------------------------------------------
 # The stack (issue 3): compose when a Docker engine answers, else the native stack.
 # ---------------------------------------------------------------------------------------------
-.PHONY: up down clean logs ps up-native down-native env
+.PHONY: up down clean logs ps up-native down-native env backup restore
 
 DOCKER_OK := $(shell docker info >/dev/null 2>&1 && echo yes)
 NATIVE_DIR := $(or $(ATALAIA_NATIVE_DIR),$(or $(XDG_STATE_HOME),$(HOME)/.local/state)/atalaia/native)
@@ -154,6 +154,19 @@ ifeq ($(DOCKER_OK),yes)
 else
 	-$(PY) -m tools.native_stack status
 endif
+
+# Backup and restore (docs/backup.md): a dated archive of the stack's state, the stores paused
+# for a consistent copy while the collector queues. Default directory outside the repo.
+BACKUP_DIR ?= $(or $(ATALAIA_BACKUP_DIR),$(or $(XDG_STATE_HOME),$(HOME)/.local/state)/atalaia/backups)
+BACKUP_ARGS = --stack $(if $(DOCKER_OK),compose,native) --state-dir "$(NATIVE_DIR)" \
+  --compose-cli "$(COMPOSE_CLI)" --env-file versions.env $(if $(wildcard .env),--env-file .env)
+
+backup: venv ## archive the stack's state into BACKUP_DIR (SECRETS=1 keeps .env's secrets)
+	$(PY) -m tools.backup backup $(BACKUP_ARGS) --output-dir "$(BACKUP_DIR)" $(if $(filter 1,$(SECRETS)),--secrets)
+
+restore: venv ## put a backup back, stack stopped: make restore FILE=<archive> [FORCE=1]
+	@if [ -z "$(FILE)" ]; then echo "usage: make restore FILE=<atalaia-backup-....tar.gz> [FORCE=1]; backups in $(BACKUP_DIR)" >&2; exit 2; fi
+	$(PY) -m tools.backup restore "$(FILE)" $(BACKUP_ARGS) $(if $(filter 1,$(FORCE)),--force)
 
 up-native: tools ## run collector, Prometheus, Alertmanager, Loki, Tempo as local processes
 	$(PY) -m tools.native_stack up

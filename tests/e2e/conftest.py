@@ -49,10 +49,16 @@ def _network_namespace() -> str:
 LOCK = Path(tempfile.gettempdir()) / f"atalaia-native-stack-{_network_namespace()}.lock"
 # Modules that need a stack nobody else sends to: they run before the demo fleet starts.
 QUIET_FIRST = ("test_any_emitter.py",)
+# Modules that stop the session's stack for a while (to run another on its ports): they run last.
+LAST = ("test_backup.py",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: Path(str(item.path)).name not in QUIET_FIRST)
+    def order(item: pytest.Item) -> int:
+        name = Path(str(item.path)).name
+        return 0 if name in QUIET_FIRST else 2 if name in LAST else 1
+
+    items.sort(key=order)
 
 
 LOCK_WAIT = float(os.environ.get("ATALAIA_E2E_LOCK_WAIT", "900"))
