@@ -26,30 +26,31 @@ from atalaia_ops.backends import (
     now_or,
     parse_duration,
 )
-from atalaia_ops.cost import cost_usd, unpriced_tokens
+from atalaia_ops.cost import cost_usd, total, unpriced_tokens
 
 EXIT_BACKEND, EXIT_NO_DATA = 1, 3
 TASKS = "atalaia_agent_tasks_total"  # derived from invoke_agent spans (docs/telemetry.md)
+DONE = TASKS + '{atalaia_task_outcome="success"}'
+FAILED = TASKS + '{atalaia_task_outcome!="success"}'
 
 
 def queries(since: str) -> dict[str, str]:
     """The PromQL behind every number of the report (the e2e test checks against these names)."""
     return {
-        "tasks": f"sum(increase({TASKS}[{since}]))",
-        "tasks_done": f'sum(increase({TASKS}{{atalaia_task_outcome="success"}}[{since}]))',
-        "tasks_failed": f'sum(increase({TASKS}{{atalaia_task_outcome!="success"}}[{since}]))',
+        # Totals are exact differences (cost.total), like the cost they are divided into.
+        "tasks": f"sum({total(TASKS, since)})",
+        "tasks_done": f"sum({total(DONE, since)})",
+        "tasks_failed": f"sum({total(FAILED, since)})",
         "cost_usd": cost_usd(since),  # every emitter's tokens, priced by the stack
         "unpriced_tokens": f"{unpriced_tokens(since)} > 0",
-        "task_errors": (
-            f'sum by (error_type) (increase({TASKS}{{atalaia_task_outcome!="success"}}[{since}]))'
-            " > 0"
-        ),
+        "task_errors": (f"sum by (error_type) ({total(FAILED, since)}) > 0"),
         "error_logs": (
-            "sum by (error_type) (increase(atalaia_log_records_total"
-            f'{{atalaia_log_severity="error"}}[{since}])) > 0'
+            "sum by (error_type) ("
+            + total('atalaia_log_records_total{atalaia_log_severity="error"}', since)
+            + ") > 0"
         ),
         "failure_reasons": (
-            f"sum by (reason) (increase(orchestrator_task_failures_total[{since}])) > 0"
+            f"sum by (reason) ({total('orchestrator_task_failures_total', since)}) > 0"
         ),
         "budget_remaining": "max by (atalaia_department) (orchestrator_budget_remaining_ratio)",
         "budget_limit": "max by (atalaia_department) (orchestrator_budget_limit_usd)",

@@ -77,6 +77,11 @@ HEADER = """\
 _SEP = "".join(re.escape(s) for s in SEPARATORS)
 
 
+def total(selector: str, window: str) -> str:
+    """PromQL for how much the counter `selector` grew over `window`, exactly: see cost_usd()."""
+    return f"increase({selector}[{window}] anchored)"
+
+
 def cost_usd(
     window: str,
     *,
@@ -90,12 +95,19 @@ def cost_usd(
     `matchers` (e.g. 'atalaia_department="sales"') narrows the tokens. The price of each sent
     model id is the latest one recorded for it in the window, so a window that saw no rule
     evaluation, or only ids the table does not know, has no cost (see the unpriced series).
+
+    A total is `increase(...[window] anchored)`: the exact difference between the counter's
+    value before the window and its last value in it, where plain increase() extrapolates to
+    the window's edges (a spend that is off by up to half a sample interval's worth). A counter
+    born inside the window counts from zero: Prometheus stores a zero at its start time
+    (--enable-feature=created-timestamp-zero-ingestion; the collector gives the derived series
+    a start time).
     """
-    fn = "rate" if rate else "increase"
     agg = f"sum by ({', '.join(by)})" if by else "sum"
     sel = f"{{{matchers}}}" if matchers else ""
+    tokens = f"rate({TOKENS}{sel}[{window}])" if rate else total(f"{TOKENS}{sel}", window)
     return (
-        f"{agg} ({fn}({TOKENS}{sel}[{window}])"
+        f"{agg} ({tokens}"
         " * on (gen_ai_request_model, gen_ai_token_type) group_left ()"
         " max by (gen_ai_request_model, gen_ai_token_type)"
         f" (last_over_time({MODEL_PRICE}[{window}])))"
@@ -105,7 +117,7 @@ def cost_usd(
 def unpriced_tokens(window: str, *, by: Sequence[str] = ("gen_ai_request_model",)) -> str:
     """PromQL for the tokens over `window` of model ids that the table does not price."""
     return (
-        f"sum by ({', '.join(by)}) (increase({TOKENS}[{window}])"
+        f"sum by ({', '.join(by)}) ({total(TOKENS, window)}"
         f" unless on (gen_ai_request_model) last_over_time({MODEL_PRICE}[{window}]))"
     )
 

@@ -45,7 +45,7 @@ from tools.upstream import components
 PROMETHEUS_FLAGS = (
     "--web.enable-otlp-receiver",
     "--web.enable-remote-write-receiver",
-    "--enable-feature=exemplar-storage",
+    "--enable-feature=exemplar-storage,created-timestamp-zero-ingestion",
     "--web.enable-lifecycle",
 )
 

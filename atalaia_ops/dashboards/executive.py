@@ -6,13 +6,15 @@ dashboard variables (text boxes), so each team types in its own numbers.
 
 from __future__ import annotations
 
-from atalaia_ops.cost import cost_usd
+from atalaia_ops.cost import cost_usd, total
 from atalaia_ops.dashboards.model import Dashboard, Variable
 from atalaia_ops.dashboards.panels import T, prom, stat, timeseries
 
 # The agents' tasks (their invoke_agent spans, counted by the collector): any fleet has them.
-DONE = 'sum(increase(atalaia_agent_tasks_total{atalaia_task_outcome="success"}[$__range]))'
-FAILED = 'sum(increase(atalaia_agent_tasks_total{atalaia_task_outcome!="success"}[$__range]))'
+# Totals over the time range are exact differences, like the cost (atalaia_ops.cost.total).
+TASKS = "atalaia_agent_tasks_total"
+DONE = "sum(" + total(TASKS + '{atalaia_task_outcome="success"}', "$__range") + ")"
+FAILED = "sum(" + total(TASKS + '{atalaia_task_outcome!="success"}', "$__range") + ")"
 COST = cost_usd("$__range")  # every emitter's tokens, priced by the stack (docs/cost.md)
 HOURS_SAVED = f"{DONE} * $minutes_per_task / 60"
 
@@ -63,7 +65,7 @@ def build() -> Dashboard:
         stat(
             "Success rate",
             "Successful share of finished tasks in the time range; the SLO is 95 %.",
-            prom(f"{DONE} / sum(increase(atalaia_agent_tasks_total[$__range]))", "success"),
+            prom(f"{DONE} / sum({total(TASKS, '$__range')})", "success"),
             unit="percentunit",
             decimals=1,
             w=6,

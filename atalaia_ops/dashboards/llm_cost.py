@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from atalaia_ops.cost import cost_usd
+from atalaia_ops.cost import cost_usd, total
 from atalaia_ops.dashboards.model import Dashboard
 from atalaia_ops.dashboards.panels import T, agent_link, bargauge, prom, stat, timeseries
 
@@ -37,8 +37,9 @@ def build() -> Dashboard:
             "LLM USD per successful agent task over the time range; the cost-per-task SLO is "
             "$0.15.",
             prom(
-                f"{cost_usd('$__range')} / sum(increase(atalaia_agent_tasks_total"
-                '{atalaia_task_outcome="success"}[$__range]))',
+                f"{cost_usd('$__range')} / sum("
+                + total('atalaia_agent_tasks_total{atalaia_task_outcome="success"}', "$__range")
+                + ")",
                 "USD/task",
             ),
             unit="currencyUSD",
@@ -51,10 +52,11 @@ def build() -> Dashboard:
             "Share of input tokens served from the provider's prompt cache over the time range "
             "(from the spans' token counts).",
             prom(
-                'sum(increase(atalaia_genai_tokens_total{gen_ai_token_type="cache_read"}'
-                "[$__range]))"
-                ' / sum(increase(atalaia_genai_tokens_total{gen_ai_token_type="input"}'
-                "[$__range]))",
+                "sum("
+                + total('atalaia_genai_tokens_total{gen_ai_token_type="cache_read"}', "$__range")
+                + ") / sum("
+                + total('atalaia_genai_tokens_total{gen_ai_token_type="input"}', "$__range")
+                + ")",
                 "cached",
             ),
             unit="percentunit",

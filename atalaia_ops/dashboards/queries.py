@@ -99,6 +99,8 @@ PROMQL_KEYWORDS = {
     "or",
     "unless",
     "offset",
+    "anchored",  # range selector modifiers (Prometheus 3)
+    "smoothed",
     "inf",
     "nan",
     "atan2",

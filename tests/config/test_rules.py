@@ -22,6 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 
 from atalaia_ops import slo
+from atalaia_ops.dashboards.queries import PROMQL_KEYWORDS
 from tests.conftest import run
 from tools.upstream import REPO
 
@@ -144,10 +145,6 @@ def test_burn_rate_alerts_are_tested_fast_and_slow() -> None:
 
 # --- the catalogue contract -------------------------------------------------------------------
 
-PROMQL_WORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
-    "offset", "inf", "nan",
-}  # fmt: skip
 BUILTIN_LABELS = {"__name__", "le", "job", "instance"}
 
 
@@ -202,7 +199,7 @@ def used_names(expr: str) -> tuple[set[str], set[str], set[str]]:
     metrics = set()
     for m in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", rest):
         word, call = m.group(1), m.group(2)
-        if call or word.lower() in PROMQL_WORDS:
+        if call or word.lower() in PROMQL_KEYWORDS:
             continue
         metrics.add(word)
     return metrics, labels, introduced

@@ -73,7 +73,7 @@ def test_names_are_matched_as_sent_and_in_lower_case() -> None:
 def test_cost_usd_builds_the_join() -> None:
     q = cost.cost_usd("1h", by=("atalaia_department",))
     assert q == (
-        "sum by (atalaia_department) (increase(atalaia_genai_tokens_total[1h])"
+        "sum by (atalaia_department) (increase(atalaia_genai_tokens_total[1h] anchored)"
         " * on (gen_ai_request_model, gen_ai_token_type) group_left ()"
         " max by (gen_ai_request_model, gen_ai_token_type)"
         " (last_over_time(atalaia:genai_model_price_usd_per_token[1h])))"
