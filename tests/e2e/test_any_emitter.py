@@ -235,7 +235,10 @@ def panels_with_data(
                 if q.instant:
                     resp = httpx.get(f"{prometheus.url}/api/v1/query", params=params, timeout=30)
                 else:
-                    params |= {"start": since, "end": now, "step": 15}
+                    # Steps counted back from now, as Grafana's last point is: the newest
+                    # recording-rule sample is inside the range, not after its last step.
+                    start = now - (now - since) // 15 * 15
+                    params |= {"start": start, "end": now, "step": 15}
                     resp = httpx.get(
                         f"{prometheus.url}/api/v1/query_range", params=params, timeout=30
                     )
@@ -256,6 +259,11 @@ def test_the_dashboards_fill_for_every_emitter(
     agents: dict[str, Agent], prometheus: Prometheus
 ) -> None:
     report = {}
+    for agent in agents.values():
+        # The cost panels need the price recording rules' first evaluation (up to a minute
+        # after the first tokens): wait for it, as the cost test does.
+        priced = cost_usd("30m", matchers=f'gen_ai_agent_name="{agent.name}"')
+        eventually(lambda q=priced: prometheus.query(q) or None, timeout=90, what="priced tokens")
     for emitter, agent in agents.items():
         filled, allowed, empty = panels_with_data(prometheus, agent.name, agent.started - 60)
         total = len(filled) + len(empty)
