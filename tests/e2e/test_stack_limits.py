@@ -20,6 +20,7 @@ import os
 import signal
 import threading
 import time
+
 import httpx
 import yaml
 
@@ -123,7 +124,7 @@ def test_kill_9_of_the_collector_loses_nothing_it_acknowledged(
 
     def none_missing() -> bool:
         gone = missing()
-        assert not any(gone.values()), {k: sorted(v)[:5] + [len(v)] for k, v in gone.items()}
+        assert not any(gone.values()), {k: [*sorted(v)[:5], len(v)] for k, v in gone.items()}
         return True
 
     eventually(none_missing, timeout=90, what="every acknowledged record after the kill -9")
@@ -196,9 +197,8 @@ def test_a_1mb_log_body_and_a_10000_deep_span_poison_nothing(
     assert failed_after == failed_before, "an export failed: the poison reached a backend"
 
     def counted() -> dict[str, float]:
-        rows = prometheus.query(
-            f'sum by (atalaia_limited, atalaia_signal) (atalaia_stack_limited_total{{service_name="{service}"}})'
-        )
+        selector = f'atalaia_stack_limited_total{{service_name="{service}"}}'
+        rows = prometheus.query(f"sum by (atalaia_limited, atalaia_signal) ({selector})")
         got = {
             f"{r['metric']['atalaia_signal']}:{r['metric']['atalaia_limited']}": float(
                 r["value"][1]
