@@ -104,6 +104,11 @@ API_HOST := $(or $(shell sed -n 's/^ATALAIA_API_BIND=//p' .env 2>/dev/null),127.
 	    p.write_text(re.sub(r"(?m)^GRAFANA_ADMIN_PASSWORD=$$", \
 	      "GRAFANA_ADMIN_PASSWORD=" + secrets.token_urlsafe(18), p.read_text()))'; \
 	  echo "==> wrote a random Grafana admin password into .env"; fi
+	@if grep -q '^ATALAIA_ALERT_SINK_TOKEN=$$' .env || ! grep -q '^ATALAIA_ALERT_SINK_TOKEN=' .env; then \
+	  $(PYTHON) -c 'import pathlib, re, secrets; p = pathlib.Path(".env"); t = p.read_text(); \
+	    v = "ATALAIA_ALERT_SINK_TOKEN=" + secrets.token_urlsafe(24); \
+	    p.write_text(re.sub(r"(?m)^ATALAIA_ALERT_SINK_TOKEN=$$", v, t) if re.search(r"(?m)^ATALAIA_ALERT_SINK_TOKEN=$$", t) else t.rstrip("\n") + "\n" + v + "\n")'; \
+	  echo "==> wrote a random alert sink token into .env"; fi
 	@touch .env
 
 env: .env ## create .env (random Grafana admin password) if it does not exist

@@ -131,7 +131,7 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         "alert-sink",
-        lambda _cfg, data: [
+        lambda cfg, data: [
             sys.executable,
             "-m",
             "atalaia_ops.alert_sink",
@@ -140,6 +140,8 @@ SERVICES: tuple[Service, ...] = (
             "--port",
             "9199",
             f"--data-dir={data / 'alert-sink'}",
+            # Alertmanager's webhooks send this token (alertmanager.yml http_config).
+            f"--token-file={native_config.secrets_dir(cfg.parent) / 'alert_sink_token'}",
         ],
         f"{LOCAL}:9199/health",
         (9199,),
