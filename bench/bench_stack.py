@@ -107,9 +107,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 # -- measurements --------------------------------------------------------------------------------
-def throughput(stack: NativeStack, store: Store, signal_: str) -> tuple[int, dict[str, float]]:
-    """Highest offered rate (items/s) with nothing refused or dropped and all of it stored."""
-    best, rss_at_best = 0, {}
+def throughput(stack: NativeStack, store: Store, signal_: str) -> tuple[str, dict[str, float]]:
+    """Highest rate (items/s) with nothing refused or dropped and all of it stored, and the RSS
+    of each process at it. "≥ N" when the generator, not the stack, could go no faster."""
+    best, rss_at_best, bound = 0, {}, ""
     url = stack.urls["otlp_http"]
     for rate in STEPS:
         tag = f"tp-{signal_}-{rate}-{time.time_ns()}"
@@ -152,15 +153,25 @@ def throughput(stack: NativeStack, store: Store, signal_: str) -> tuple[int, dic
         wait_for(lambda a=acked: stored() >= a, timeout=60, interval=0.5)
         lost = acked - stored()
         failed = collector_counter(stack, FAILURES) - failures_before
-        ok = acked == sent and lost == 0 and failed == 0 and achieved >= 0.95 * rate
+        clean = acked == sent and lost == 0 and failed == 0
+        verdict = "ok" if clean else "NOT SUSTAINED"
+        if clean and achieved < 0.95 * rate:
+            verdict = "ok, but the generator could not offer more"
         print(
             f"  {signal_} offered {rate}/s: achieved {achieved:.0f}/s, acked {acked}/{sent},"
-            f" lost {lost}, refused/dropped {failed:.0f} -> {'ok' if ok else 'NOT SUSTAINED'}"
+            f" lost {lost}, refused/dropped {failed:.0f} -> {verdict}"
         )
-        if not ok:
+        if not clean:
+            bound = ""
             break
-        best, rss_at_best = int(achieved), rss_peak
-    return best, rss_at_best
+        if achieved > best:
+            best, rss_at_best = int(achieved), rss_peak
+        if achieved < 0.95 * rate:
+            bound = "≥ "  # the stack kept up with all the generator offered
+            break
+    else:
+        bound = "≥ "  # every step passed: the ceiling is above the last one
+    return f"{bound}{best}", rss_at_best
 
 
 def freshness(stack: NativeStack, store: Store, samples: int = 20) -> dict[str, list[float]]:
@@ -355,8 +366,8 @@ def main() -> int:
         print("==> throughput")
         spans, rss_spans = throughput(stack, store, "traces")
         logs, rss_logs = throughput(stack, store, "logs")
-        rows.append(("sustained spans/s, none refused or dropped (10 s steps)", f"{spans}"))
-        rows.append(("sustained log records/s, none refused or dropped", f"{logs}"))
+        rows.append(("sustained spans/s, none refused or dropped (10 s steps)", spans))
+        rows.append(("sustained log records/s, none refused or dropped", logs))
         for name in sorted(idle):
             load = max(rss_spans.get(name, 0.0), rss_logs.get(name, 0.0))
             rows.append((f"RSS {name}: idle / at that load", f"{idle[name]:.0f} / {load:.0f} MB"))
@@ -399,7 +410,8 @@ a floor for the stack, not its ceiling.
   {SPANS_PER_REQUEST}); the highest step at which every request was answered 200, the collector
   refused and dropped nothing (`otelcol_receiver_refused_*`, `otelcol_exporter_send_failed_*`,
   `_enqueue_failed_*` unchanged), everything reached the store, and at least 95 % of the offered
-  rate went out.
+  rate went out. "≥ N": the stack took everything the generator (one Python process, on the
+  same cores) could offer, so its own ceiling is higher.
 - **freshness**: from sending one span, log record or sample to seeing it where a user would
   query it (the store's files for spans and logs, Prometheus's query API for the sample). The
   exporters batch in their disk queues and flush after 1 s at the latest.
