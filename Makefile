@@ -12,7 +12,7 @@ PY     := $(VENV)/bin/python
 COMPOSE_CLI := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || $(PYTHON) -c 'from tools.upstream import components; print(components()["compose"].binary())')
 COMPOSE := $(COMPOSE_CLI) --env-file versions.env --env-file .env
 
-.PHONY: help venv lock prices tools tools-verify chromium test test-unit test-config test-e2e lint fmt bench bench-library
+.PHONY: help venv lock prices tools tools-verify chromium test test-unit test-config test-e2e lint fmt bench bench-library bench-stack
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -79,10 +79,13 @@ test-config: tools chromium ## only config validation with the upstream binaries
 test-e2e: tools ## only the end-to-end tests against the native stack
 	$(PY) -m pytest -m e2e
 
-bench: bench-library ## every benchmark (heavy; not part of `make test`)
+bench: bench-library bench-stack ## every benchmark (heavy; not part of `make test`)
 
 bench-library: venv ## the library's cost per LLM call vs the raw SDK, OpenLLMetry, OpenLIT; start-up; install size
 	$(PY) bench/bench_library.py
+
+bench-stack: tools ## the native stack under load, as root in its own network namespace (docs/benchmarks.md)
+	$(PY) bench/bench_stack.py
 
 # ---------------------------------------------------------------------------------------------
 # The stack (issue 3): compose when a Docker engine answers, else the native stack.
@@ -92,6 +95,7 @@ bench-library: venv ## the library's cost per LLM call vs the raw SDK, OpenLLMet
 DOCKER_OK := $(shell docker info >/dev/null 2>&1 && echo yes)
 NATIVE_DIR := $(or $(ATALAIA_NATIVE_DIR),$(or $(XDG_STATE_HOME),$(HOME)/.local/state)/atalaia/native)
 UI_HOST := $(or $(shell sed -n 's/^ATALAIA_UI_BIND=//p' .env 2>/dev/null),127.0.0.1)
+API_HOST := $(or $(shell sed -n 's/^ATALAIA_API_BIND=//p' .env 2>/dev/null),127.0.0.1)
 
 .env: .env.example
 	@[ -f .env ] || { cp .env.example .env; chmod 600 .env; echo "==> created .env from .env.example"; }
@@ -100,6 +104,11 @@ UI_HOST := $(or $(shell sed -n 's/^ATALAIA_UI_BIND=//p' .env 2>/dev/null),127.0.
 	    p.write_text(re.sub(r"(?m)^GRAFANA_ADMIN_PASSWORD=$$", \
 	      "GRAFANA_ADMIN_PASSWORD=" + secrets.token_urlsafe(18), p.read_text()))'; \
 	  echo "==> wrote a random Grafana admin password into .env"; fi
+	@if grep -q '^ATALAIA_ALERT_SINK_TOKEN=$$' .env || ! grep -q '^ATALAIA_ALERT_SINK_TOKEN=' .env; then \
+	  $(PYTHON) -c 'import pathlib, re, secrets; p = pathlib.Path(".env"); t = p.read_text(); \
+	    v = "ATALAIA_ALERT_SINK_TOKEN=" + secrets.token_urlsafe(24); \
+	    p.write_text(re.sub(r"(?m)^ATALAIA_ALERT_SINK_TOKEN=$$", v, t) if re.search(r"(?m)^ATALAIA_ALERT_SINK_TOKEN=$$", t) else t.rstrip("\n") + "\n" + v + "\n")'; \
+	  echo "==> wrote a random alert sink token into .env"; fi
 	@touch .env
 
 env: .env ## create .env (random Grafana admin password) if it does not exist
@@ -110,13 +119,13 @@ ifeq ($(DOCKER_OK),yes)
 	$(COMPOSE) up -d --build --wait
 	@echo "==> Atalaia is up"
 	@echo "  Grafana        http://$(UI_HOST):3000  (user $$(sed -n 's/^GRAFANA_ADMIN_USER=//p' .env), password $$(sed -n 's/^GRAFANA_ADMIN_PASSWORD=//p' .env))"
-	@echo "  Prometheus     http://$(UI_HOST):9090"
-	@echo "  Alertmanager   http://$(UI_HOST):9093"
-	@echo "  Loki           http://$(UI_HOST):3100"
-	@echo "  Tempo          http://$(UI_HOST):3200"
+	@echo "  Prometheus     http://$(API_HOST):9090"
+	@echo "  Alertmanager   http://$(API_HOST):9093"
+	@echo "  Loki           http://$(API_HOST):3100"
+	@echo "  Tempo          http://$(API_HOST):3200"
 	@echo "  Alert sink     http://$(UI_HOST):9199"
-	@echo "  Orchestrator   http://$(UI_HOST):8000/metrics"
-	@echo "  Collector      http://$(UI_HOST):8888/metrics (self-metrics), http://$(UI_HOST):13133 (health)"
+	@echo "  Orchestrator   http://$(API_HOST):8000/metrics"
+	@echo "  Collector      http://$(API_HOST):8888/metrics (self-metrics), http://$(API_HOST):13133 (health)"
 	@echo "  OTLP (agents)  grpc://<this host>:4317  http://<this host>:4318"
 else
 	@echo "==> no Docker engine answers \`docker info\`: running the native stack instead"

@@ -6,6 +6,9 @@ Alertmanager posts its webhook payload (version 4) to ``POST /webhook/<receiver>
 in alertmanager/alertmanager.yml has such a webhook, so a person can see what would have gone to
 PagerDuty, Slack, Telegram or e-mail. The sink
 
+- with ``--token-file`` (compose and the native stack always give one), records only what carries
+  ``Authorization: Bearer <that token>``, as Alertmanager's webhook ``http_config`` sends it, and
+  answers 401 to anything else: nobody else can forge a notification;
 - validates the payload and answers 400 (not JSON) or 422 (not an Alertmanager webhook payload)
   with a message saying what is wrong, storing nothing;
 - appends each accepted notification to ``<data-dir>/notifications.jsonl`` and fsyncs it before
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import hmac
 import html
 import json
 import logging
@@ -45,6 +49,8 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 DEFAULT_PORT = 9199
 DATA_DIR_ENV = "ATALAIA_ALERT_SINK_DATA_DIR"
+TOKEN_FILE_ENV = "ATALAIA_ALERT_SINK_TOKEN_FILE"
+READ_TIMEOUT_S = 10  # a client that stops sending mid-request is dropped, not waited for
 MAX_BODY_BYTES = 8 * 1024 * 1024  # Alertmanager sends whole groups; 8 MiB is thousands of alerts.
 RECEIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 STATUSES = ("firing", "resolved")
@@ -412,6 +418,7 @@ class Handler(BaseHTTPRequestHandler):
     server: SinkServer
     server_version = "atalaia-alert-sink"
     protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT_S  # socket timeout for every read: headers and body
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # access logs would drown the notifications; errors are logged explicitly
@@ -490,6 +497,13 @@ class Handler(BaseHTTPRequestHandler):
                 HTTPStatus.NOT_FOUND, f"no such path: {url.path}; POST to /webhook/<receiver>"
             )
             return
+        token = self.server.token
+        if token is not None:
+            sent = self.headers.get("Authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+                self.close_connection = True  # the body is not read
+                self._error(HTTPStatus.UNAUTHORIZED, "a webhook needs the sink's bearer token")
+                return
         receiver = url.path.removeprefix("/webhook/")
         if not RECEIVER_RE.match(receiver):
             self._error(HTTPStatus.BAD_REQUEST, f"invalid receiver name {receiver!r}")
@@ -525,10 +539,15 @@ class SinkServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], store: Store, grafana_url: str = DEFAULT_GRAFANA_URL
+        self,
+        address: tuple[str, int],
+        store: Store,
+        grafana_url: str = DEFAULT_GRAFANA_URL,
+        token: str | None = None,
     ) -> None:
         self.store = store
         self.grafana_url = grafana_url.rstrip("/")
+        self.token = token  # None: webhooks need no token (tests, a sink on loopback only)
         super().__init__(address, Handler)
 
 
@@ -572,8 +591,25 @@ def main(argv: list[str] | None = None) -> int:
         help=f"Grafana's address for the page's links (default: ${GRAFANA_URL_ENV}, "
         f"else {DEFAULT_GRAFANA_URL})",
     )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=os.environ.get(TOKEN_FILE_ENV) or None,
+        help="file holding the bearer token webhooks must send (Alertmanager's http_config "
+        f"credentials_file); default: ${TOKEN_FILE_ENV}, else no token is asked for",
+    )
     args = parser.parse_args(argv)
     configure_logging()
+    token = None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError as e:
+            log.error("cannot read the token file", extra={"fields": {"error": str(e)}})
+            return 2
+        if not token:
+            log.error("the token file is empty", extra={"fields": {"file": str(args.token_file)}})
+            return 2
     try:
         store = Store(args.data_dir)
         with store.path.open("a"):  # fail now, not on the first alert, if it is not writable
@@ -581,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         log.error("cannot write the data dir", extra={"fields": {"error": str(e)}})
         return 2
-    server = SinkServer((args.host, args.port), store, args.grafana_url)
+    server = SinkServer((args.host, args.port), store, args.grafana_url, token)
     host, port = str(server.server_address[0]), server.server_port
     log.info(
         "listening",

@@ -15,7 +15,9 @@ trace store (otel-collector/native-store.yaml) listens instead.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shutil
 from pathlib import Path
 
@@ -47,6 +49,11 @@ DATA_MOUNTS = {
     "alertmanager": "/alertmanager",
 }
 
+# Secrets compose mounts under /run/secrets (from .env); natively they live in the state dir,
+# written once with a random value (0600) and kept across restarts.
+SECRETS_MOUNT = "/run/secrets"
+NATIVE_SECRETS = ("alert_sink_token",)
+
 # The files whose text is rewritten; everything else in a config directory (rules, templates,
 # promtool tests) is copied verbatim.
 MAIN_CONFIGS = (
@@ -70,7 +77,25 @@ def path_map(config_dir: Path, data_dir: Path) -> dict[str, str]:
     """Container path -> native path, for every config mount and data volume."""
     mapping = {path: str(config_dir / name) for name, path in CONFIG_MOUNTS.items()}
     mapping |= {path: str(data_dir / name) for name, path in DATA_MOUNTS.items()}
+    mapping[SECRETS_MOUNT] = str(config_dir.parent / "secrets")
     return mapping
+
+
+def secrets_dir(state_dir: Path) -> Path:
+    return state_dir / "secrets"
+
+
+def write_secrets(state_dir: Path) -> Path:
+    """Create each native secret (random, 0600) unless it exists; return their directory."""
+    directory = secrets_dir(state_dir)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in NATIVE_SECRETS:
+        path = directory / name
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(24) + "\n")
+    return directory
 
 
 def rewrite_paths(text: str, mapping: dict[str, str]) -> str:
@@ -103,6 +128,7 @@ def prepare(state_dir: Path, repo: Path = REPO) -> tuple[Path, Path]:
         shutil.copytree(src, config_dir / name)
     for name in DATA_MOUNTS:
         (data_dir / name).mkdir(parents=True, exist_ok=True)
+    write_secrets(state_dir)
     mapping = path_map(config_dir, data_dir)
     for rel in MAIN_CONFIGS:
         target = config_dir / rel

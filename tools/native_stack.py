@@ -41,12 +41,13 @@ from typing import Any
 from tools import native_config
 from tools.upstream import components
 
-# Flags the compose services also pass (compose.yaml); tests/config checks they agree.
+# Flags the compose services also pass (compose.yaml); tests/config checks they agree. No
+# --web.enable-lifecycle: its /-/reload and /-/quit take a POST from anyone who reaches the port
+# (reload with SIGHUP instead).
 PROMETHEUS_FLAGS = (
     "--web.enable-otlp-receiver",
     "--web.enable-remote-write-receiver",
     "--enable-feature=exemplar-storage,created-timestamp-zero-ingestion",
-    "--web.enable-lifecycle",
 )
 
 
@@ -120,7 +121,7 @@ SERVICES: tuple[Service, ...] = (
         "otel-collector",
         _collector_cmd,
         f"{LOCAL}:13133/",
-        (4317, 4318, 8888, 13133),
+        (4317, 4318, 4319, 8888, 13133),  # 4319: the derived-metrics loopback (otlp/derive)
         {
             "otlp_grpc": f"{LOCAL}:4317",
             "otlp_http": f"{LOCAL}:4318",
@@ -130,7 +131,7 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         "alert-sink",
-        lambda _cfg, data: [
+        lambda cfg, data: [
             sys.executable,
             "-m",
             "atalaia_ops.alert_sink",
@@ -139,6 +140,8 @@ SERVICES: tuple[Service, ...] = (
             "--port",
             "9199",
             f"--data-dir={data / 'alert-sink'}",
+            # Alertmanager's webhooks send this token (alertmanager.yml http_config).
+            f"--token-file={native_config.secrets_dir(cfg.parent) / 'alert_sink_token'}",
         ],
         f"{LOCAL}:9199/health",
         (9199,),

@@ -30,6 +30,7 @@ AM_DIR = REPO / "alertmanager"
 CONFIG = AM_DIR / "alertmanager.yml"
 ROUTE_CASES = yaml.safe_load((AM_DIR / "tests" / "routes.yaml").read_text())
 SECRETS_DIR = "/etc/alertmanager/secrets/"
+SINK_TOKEN = "test-sink-token-4f9a2c"
 SINK = "http://alert-sink:9199"
 TELEGRAM_TOKEN = "123456:test-bot-token"
 TELEGRAM_CHAT = -1001234567890  # a group's chat id is negative
@@ -98,7 +99,11 @@ def test_no_secrets_in_the_config_and_every_receiver_reaches_the_sink() -> None:
     for path, value in walk(cfg):
         key = path.rsplit(".", 1)[-1]
         if key.endswith("_file"):
-            assert str(value).startswith(SECRETS_DIR), f"{path} reads a secret from {value}"
+            # Integrations' secrets from alertmanager/secrets/; the sink's token is a compose
+            # secret (from .env), mounted under /run/secrets.
+            assert str(value).startswith((SECRETS_DIR, "/run/secrets/")), (
+                f"{path} reads a secret from {value}"
+            )
         elif key in SECRET_FIELDS:
             assert str(value).startswith(f"{SINK}/webhook/"), f"{path} holds a literal secret"
     for receiver in cfg["receivers"]:
@@ -165,9 +170,21 @@ def stack(tool, tmp_path: Path) -> Iterator[dict[str, str]]:
     try:
         sink_port, am_port = free_port(), free_port()
         sink_url = f"http://127.0.0.1:{sink_port}"
+        secrets = tmp_path / "secrets"
+        secrets.mkdir()
+        # The sink records only what carries this token; Alertmanager's webhooks send it
+        # (http_config credentials_file, /run/secrets/alert_sink_token in compose).
+        (secrets / "alert_sink_token").write_text(SINK_TOKEN + "\n")
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "atalaia_ops.alert_sink", "--port", str(sink_port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "atalaia_ops.alert_sink",
+                    "--port",
+                    str(sink_port),
+                    f"--token-file={secrets / 'alert_sink_token'}",
+                ],
                 cwd=REPO,
                 env={**os.environ, "ATALAIA_ALERT_SINK_DATA_DIR": str(tmp_path / "sink")},
                 stdout=subprocess.DEVNULL,
@@ -175,8 +192,6 @@ def stack(tool, tmp_path: Path) -> Iterator[dict[str, str]]:
                 text=True,
             )
         )
-        secrets = tmp_path / "secrets"
-        secrets.mkdir()
         slack_url = f"http://127.0.0.1:{capture.server_address[1]}/slack-critical"
         (secrets / "slack_critical_webhook_url").write_text(slack_url + "\n")
         (secrets / "pagerduty_routing_key").write_text("test-routing-key\n")
@@ -187,6 +202,7 @@ def stack(tool, tmp_path: Path) -> Iterator[dict[str, str]]:
         for tmpl in (AM_DIR / "templates").glob("*.tmpl"):
             (conf_dir / "templates" / tmpl.name).write_text(tmpl.read_text())
         text = CONFIG.read_text().replace(SINK, sink_url).replace(SECRETS_DIR, f"{secrets}/")
+        text = text.replace("/run/secrets/", f"{secrets}/")
         cfg = yaml.safe_load(text)
         # PagerDuty's and Telegram's endpoints are not secrets but fixed URLs: point them at the
         # capture server.

@@ -429,11 +429,15 @@ def test_collector_self_metrics_used_by_rules_exist(tool, tmp_path: Path) -> Non
         "sending_queue": {"enabled": True, "queue_size": 1, "num_consumers": 1},
     }
     pipeline = {"receivers": ["otlp"], "exporters": ["otlp_http/slow"]}
+    # The derived metrics' series limit (otelcol_deltatocumulative_datapoints): a delta sum
+    # through a delta_to_cumulative processor, as config.yaml's metrics/<derived> pipelines.
+    derived = {**pipeline, "processors": ["delta_to_cumulative"]}
     config = {
         "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{otlp_port}"}}}},
+        "processors": {"delta_to_cumulative": {"max_streams": 1}},
         "exporters": {"otlp_http/slow": exporter},
         "service": {
-            "pipelines": {"logs": pipeline, "traces": pipeline, "metrics": pipeline},
+            "pipelines": {"logs": pipeline, "traces": pipeline, "metrics": derived},
             "telemetry": {
                 "metrics": {
                     "level": "normal",
@@ -492,7 +496,15 @@ def test_collector_self_metrics_used_by_rules_exist(tool, tmp_path: Path) -> Non
                                         "gauge": {
                                             "dataPoints": [{"asDouble": 1, "timeUnixNano": "1"}]
                                         },
-                                    }
+                                    },
+                                    {
+                                        "name": "d",
+                                        "sum": {
+                                            "aggregationTemporality": 1,  # delta
+                                            "isMonotonic": True,
+                                            "dataPoints": [{"asInt": "1", "timeUnixNano": "2"}],
+                                        },
+                                    },
                                 ]
                             }
                         ]

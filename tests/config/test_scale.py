@@ -215,7 +215,7 @@ def test_collector_configs_validate_as_compose_runs_them(
     [
         ("agent.yaml", "routing_key: traceID", "routing_key: trace_id"),
         ("agent-kafka.yaml", "partition_traces_by_id: true", "partition_trace_by_id: true"),
-        ("gateway.yaml", "metrics/derived:", "metrics/derive:"),
+        ("gateway.yaml", "metrics/tool_calls:", "metrics/tool_call:"),
         ("gateway-kafka.yaml", "group_id: atalaia-gateways", "group: atalaia-gateways"),
     ],
 )

@@ -170,6 +170,28 @@ def test_prometheus_flags_match_the_native_runner(resolved: dict) -> None:
     assert flags == set(native_stack.PROMETHEUS_FLAGS)
 
 
+def test_prometheus_lifecycle_api_is_off(resolved: dict) -> None:
+    """/-/reload and /-/quit would take a POST from anyone who reaches the port."""
+    assert "--web.enable-lifecycle" not in resolved["services"]["prometheus"]["command"]
+    assert "--web.enable-lifecycle" not in native_stack.PROMETHEUS_FLAGS
+
+
+API_PORTS = {9090, 9093, 3100, 3200, 8888, 13133, 8000}  # write and admin paths, no auth
+
+
+def test_publishing_the_uis_does_not_publish_the_backends(tool) -> None:
+    """ATALAIA_UI_BIND=0.0.0.0 (Grafana on the LAN) leaves every backend API on loopback."""
+    result = compose(tool, "config", "--format", "json", env={"ATALAIA_UI_BIND": "0.0.0.0"})
+    assert result.returncode == 0, result.stderr
+    binds = {
+        int(port["target"]): port.get("host_ip")
+        for svc in json.loads(result.stdout)["services"].values()
+        for port in svc.get("ports", [])
+    }
+    assert binds[3000] == binds[9199] == "0.0.0.0"
+    assert {p: binds[p] for p in API_PORTS} == dict.fromkeys(API_PORTS, "127.0.0.1")
+
+
 def test_otlp_token_switches_on_collector_auth(tool) -> None:
     def collector_command(env: dict[str, str]) -> list[str]:
         result = compose(tool, "config", "--format", "json", env=env)

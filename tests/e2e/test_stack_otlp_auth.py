@@ -34,11 +34,13 @@ def authenticated_collector(tmp_path: Path) -> Iterator[str]:
     binary = components()["otelcol"].binary("otelcol-atalaia")
     if not binary.exists():
         pytest.fail(f"{binary} is missing: run `make tools` first")
-    ports = {p: free_port() for p in (4317, 4318, 8888, 13133)}
+    ports = {p: free_port() for p in (4317, 4318, 4319, 8888, 13133)}
     configs = []
     for name in ("config.yaml", "config.auth.yaml"):
         text = (REPO / "otel-collector" / name).read_text()
         text = re.sub(r"0\.0\.0\.0:(\d+)", lambda m: f"127.0.0.1:{ports[int(m[1])]}", text)
+        # The derived-metrics loopback (otlp/derive and the exporter that feeds it).
+        text = text.replace("127.0.0.1:4319", f"127.0.0.1:{ports[4319]}")
         text = text.replace("port: 8888", f"port: {ports[8888]}")
         text = text.replace("host: 0.0.0.0", "host: 127.0.0.1")
         text = text.replace("/var/lib/otelcol", str(tmp_path))

@@ -80,7 +80,7 @@ class Sink:
         return out
 
 
-def start_sink(data_dir: Path) -> Sink:
+def start_sink(data_dir: Path, *extra: str) -> Sink:
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -91,6 +91,7 @@ def start_sink(data_dir: Path) -> Sink:
             "127.0.0.1",
             "--port",
             str(port),
+            *extra,
         ],
         cwd=REPO,
         env={**os.environ, "ATALAIA_ALERT_SINK_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"},
@@ -369,3 +370,63 @@ def test_page_links_and_times() -> None:
     assert 'href="https://g.example.com/alerting/list?search=AgentVanished"' in body
     runbook = PAYLOAD["alerts"][0]["annotations"]["runbook_url"]
     assert f'<a href="{runbook}" rel="noopener noreferrer">Runbook</a>' in body
+
+
+# -- only Alertmanager records: the shared token, and no request held open ---------------------
+TOKEN = "test-token-0123456789abcdef"
+
+
+@pytest.fixture
+def guarded(tmp_path: Path) -> Iterator[Sink]:
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    s = start_sink(tmp_path / "data", f"--token-file={token_file}")
+    yield s
+    if s.proc.poll() is None:
+        s.stop()
+
+
+def test_with_a_token_only_its_bearer_is_recorded(guarded: Sink) -> None:
+    assert post(guarded, "slack-critical", PAYLOAD).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert post(guarded, "slack-critical", PAYLOAD, headers=wrong).status_code == 401
+    basic = {"Authorization": "Basic " + base64.b64encode(TOKEN.encode()).decode()}
+    assert post(guarded, "slack-critical", PAYLOAD, headers=basic).status_code == 401
+    assert listed(guarded) == [], "nothing refused is stored"
+    ok = {"Authorization": f"Bearer {TOKEN}"}
+    assert post(guarded, "slack-critical", PAYLOAD, headers=ok).status_code == 200
+    assert len(listed(guarded)) == 1
+    assert httpx.get(f"{guarded.url}/health", timeout=5).status_code == 200  # reads stay open
+
+
+def test_an_empty_token_file_stops_the_sink(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "atalaia_ops.alert_sink",
+            "--port",
+            str(free_port()),
+            f"--token-file={tmp_path / 'token'}",
+            f"--data-dir={tmp_path / 'data'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2 and "token file is empty" in proc.stdout
+
+
+def test_a_client_that_stops_sending_is_dropped(sink: Sink) -> None:
+    """A request whose body never comes does not hold a sink thread for ever."""
+    from atalaia_ops.alert_sink import READ_TIMEOUT_S
+
+    host, port = sink.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=READ_TIMEOUT_S + 20) as conn:
+        conn.sendall(b"POST /webhook/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        started = time.monotonic()
+        assert conn.recv(1024) == b"", "the sink answered instead of dropping the connection"
+        waited = time.monotonic() - started
+    assert READ_TIMEOUT_S - 1 <= waited < READ_TIMEOUT_S + 15
