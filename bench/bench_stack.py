@@ -150,7 +150,7 @@ def throughput(stack: NativeStack, store: Store, signal_: str) -> tuple[str, dic
                 return sum(1 for _, s in store.spans() if s["name"].startswith(tag))
             return sum(1 for _, r in store.logs() if str(body(r)).startswith(tag))
 
-        wait_for(lambda a=acked: stored() >= a, timeout=60, interval=0.5)
+        wait_for(lambda: stored() >= acked, timeout=60, interval=0.5)  # noqa: B023 (called now)
         lost = acked - stored()
         failed = collector_counter(stack, FAILURES) - failures_before
         clean = acked == sent and lost == 0 and failed == 0
@@ -185,12 +185,12 @@ def freshness(stack: NativeStack, store: Store, samples: int = 20) -> dict[str, 
             otlp_raw.post(
                 client, url, "traces", otlp_raw.traces_request("bench", [otlp_raw.span(tag)])
             )
-            d = wait_for(lambda t=tag: any(s["name"] == t for _, s in store.spans()[-50:]), 30)
+            d = wait_for(lambda: any(s["name"] == tag for _, s in store.spans()[-50:]), 30)  # noqa: B023
             if d is not None:
                 out["traces"].append(time.monotonic() - t0)
             t0 = time.monotonic()
             otlp_raw.post(client, url, "logs", otlp_raw.logs_request("bench", [otlp_raw.log(tag)]))
-            d = wait_for(lambda t=tag: any(body(r) == t for _, r in store.logs()[-50:]), 30)
+            d = wait_for(lambda: any(body(r) == tag for _, r in store.logs()[-50:]), 30)  # noqa: B023
             if d is not None:
                 out["logs"].append(time.monotonic() - t0)
             t0 = time.monotonic()

@@ -49,7 +49,8 @@ class Prometheus:
     def query(self, promql: str) -> list[dict[str, Any]]:
         resp = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)
         resp.raise_for_status()
-        return resp.json()["data"]["result"]
+        result: list[dict[str, Any]] = resp.json()["data"]["result"]
+        return result
 
     def series(self, match: str, start: float, end: float | None = None) -> list[dict[str, str]]:
         """Label sets of every series matching `match` that had a sample in [start, end]."""
@@ -59,13 +60,15 @@ class Prometheus:
             timeout=30,
         )
         resp.raise_for_status()
-        return resp.json()["data"]
+        labels: list[dict[str, str]] = resp.json()["data"]
+        return labels
 
     def alerts(self) -> list[dict[str, Any]]:
         """Active alerts (pending and firing) as the rule manager sees them."""
         resp = httpx.get(f"{self.url}/api/v1/alerts", timeout=10)
         resp.raise_for_status()
-        return resp.json()["data"]["alerts"]
+        alerts: list[dict[str, Any]] = resp.json()["data"]["alerts"]
+        return alerts
 
     def exemplars(self, promql: str, start: float, end: float) -> list[dict[str, Any]]:
         resp = httpx.get(
@@ -74,7 +77,8 @@ class Prometheus:
             timeout=10,
         )
         resp.raise_for_status()
-        return resp.json()["data"]
+        exemplars: list[dict[str, Any]] = resp.json()["data"]
+        return exemplars
 
 
 class Store:
