@@ -80,6 +80,11 @@ def orchestrator_url(port: int = ORCHESTRATOR_PORT) -> str:
     return os.environ.get("ATALAIA_DEMO_ORCHESTRATOR_URL") or f"http://{HOST}:{port}"
 
 
+def heartbeat_db(directory: Path) -> Path:
+    """The orchestrator's SQLite record of the agents' heartbeats (`HeartbeatStore`)."""
+    return directory / "heartbeats.sqlite"
+
+
 def hang_marker(directory: Path, agent_name: str) -> Path:
     """While this file exists the agent sends no heartbeat, across restarts (agent_hang fault)."""
     return directory / f"hang-{agent_name.lower()}"

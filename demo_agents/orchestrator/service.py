@@ -90,7 +90,7 @@ class Orchestrator:
             settings.agent_urls,
             settings.state_dir,
         )
-        self.store = HeartbeatStore(settings.state_dir / "heartbeats.sqlite")
+        self.store = HeartbeatStore(fleet_config.heartbeat_db(settings.state_dir))
         self.processes = ProcessManager(
             [agent_process(a, settings) for a in fleet_config.AGENTS]
             if settings.spawn_agents
