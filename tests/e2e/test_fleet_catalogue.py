@@ -7,6 +7,8 @@ heartbeats the orchestrator's API refuses, fault tour, faults cleared) against t
   Prometheus under its catalogued series name (histograms as `_bucket`, `_sum` and `_count`),
   with every catalogued label, no label the catalogue does not list (cardinality), and only
   catalogued label values;
+- the availability SLO's recording rules read the orchestrator API's real series: the agents'
+  heartbeats are its requests, the heartbeats refused before the tour (503) its errors;
 - what the collector sends to Tempo (the native log and trace store's files) has a trace of one
   task that holds the orchestrator's `orchestrate_task` span and, below it, an agent's
   `invoke_agent` span with that agent's `chat` spans;
@@ -45,6 +47,11 @@ ORCHESTRATOR_SERVICE = "orchestrator"
 # reached the stack (another test's agents) is not the fleet's to answer for.
 FLEET_SERVICES = "|".join(["orchestrator", "mock-llm", *(a.name.lower() for a in AGENTS)])
 DEADLINE_S = 90.0  # the last export of the tour is at most one interval (15 s) old
+
+
+def availability(window: str) -> str:
+    """The availability SLO's error ratio over `window`, as its recording rule writes it."""
+    return f'slo:sli_error:ratio_rate{window}{{slo="availability"}}'
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,26 @@ def test_every_catalogued_metric_is_in_prometheus_with_its_labels(
         f"{len(problems)} problem(s) with the {checked} series of the catalogue's {table} table "
         f"after the fleet ran (faults: {', '.join(fleet_run.faults)}):\n  " + "\n  ".join(problems)
     )
+
+
+def test_the_availability_sli_counts_the_apis_server_errors(
+    prometheus: Prometheus, fleet_run: FleetRun
+) -> None:
+    """The SLI has a value at every moment (the agents' heartbeats keep the API busy), and the
+    heartbeats refused before the tour (fleet_run, 503) are errors in it."""
+    assert prometheus.query(availability("5m")), "availability has no 5m error ratio"
+
+    def burnt() -> float:
+        samples = prometheus.query(availability("1h"))
+        assert samples, "availability has no 1h error ratio"
+        ratio = float(samples[0]["value"][1])
+        assert ratio > 0, "the refused heartbeats are not errors of the availability SLI"
+        return ratio
+
+    # The rules are evaluated every 15 s.
+    ratio = eventually(burnt, timeout=DEADLINE_S, what="availability errors", interval=5)
+    # Refusals are a few of the hundreds of heartbeats: the SLI's total is every request.
+    assert ratio < 0.5, ratio
 
 
 def test_the_orchestrator_exposes_no_created_series(
