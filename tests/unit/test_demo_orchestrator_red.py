@@ -166,3 +166,19 @@ def test_a_heartbeat_the_database_cannot_take_is_a_503_and_an_error(
     assert spans[0].attributes.get("error.type") == "503"
     # No span for each ASGI message: one SERVER span per request.
     assert not [s for s in captured.spans() if s.name.endswith((" send", " receive"))]
+
+
+def test_an_unhandled_exception_is_a_500_and_an_error(
+    api: str, captured: Captured, orchestrator: Orchestrator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug, not a refusal: the instrumentation sits outside FastAPI's error handling, so the
+    crash is counted as the 500 the caller got, with `error.type`, which availability counts."""
+
+    def broken() -> dict[str, Any]:
+        raise RuntimeError("the summary broke")
+
+    monkeypatch.setattr(orchestrator, "summary", broken)
+    before = requests_by(captured)
+    assert httpx.get(f"{api}/metrics/summary").status_code == 500
+    expected = {("GET", "/metrics/summary", 500, "500"): 1}
+    assert counted_since(captured, before, expected) == expected
