@@ -3,7 +3,8 @@
     python -m demo_agents.agent --name Helix [--port 8010] [--seed 42]
 
 `POST /tasks` runs a task inside `track_task`, continuing the orchestrator's trace from the W3C
-`traceparent` header. A background loop writes the heartbeat to SQLite and to `atalaia.heartbeat()`.
+`traceparent` header. A background loop sends the heartbeat to the orchestrator's API (`PUT
+/agents/{name}/heartbeat`, which records it in SQLite) and, once recorded, to `atalaia.heartbeat()`.
 `/admin/crash` and `/admin/cpu_hog` are the agent side of the orchestrator's fault switches; a
 hang marker file in the state directory (agent_hang) stops the heartbeat, across restarts.
 """
@@ -18,6 +19,7 @@ import os
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -28,7 +30,6 @@ from demo_agents import agent_jobs, fleet_config
 from demo_agents.agent_llm import LLM, LLMFailed
 from demo_agents.agent_tools import ConnectionPool, ResultCache, ToolError
 from demo_agents.cpu_hog import Workbench
-from demo_agents.heartbeat_store import HeartbeatStore
 from demo_agents.http_server import fastapi_telemetry
 from demo_agents.instrumentation import instrument
 from demo_agents.protocol import HogRequest, LookupRequest, TaskRequest, TaskResult
@@ -36,24 +37,28 @@ from demo_agents.protocol import HogRequest, LookupRequest, TaskRequest, TaskRes
 log = logging.getLogger("demo_agents.agent")
 
 HEARTBEAT_EVERY_S = 5.0
+# The orchestrator may wait up to SQLite's busy timeout (5 s) before it answers.
+HEARTBEAT_TIMEOUT_S = 10.0
 CRASH_EXIT_CODE = 70
 
 
 class Agent:
-    def __init__(self, spec: fleet_config.AgentSpec, seed: int, store: HeartbeatStore) -> None:
+    def __init__(
+        self, spec: fleet_config.AgentSpec, seed: int, state_dir: Path, orchestrator_url: str
+    ) -> None:
         self.spec = spec
         self.seed = seed
-        self.store = store
+        self.heartbeat_url = f"{orchestrator_url}/agents/{spec.name}/heartbeat"
         self.llm = LLM(fleet_config.llm_base_url(), spec.model, spec.provider)
         self.cache = ResultCache()
         self.http = httpx.AsyncClient()
         self.workbench = Workbench()
         self.pool = (
-            ConnectionPool(store.path.with_name(f"{spec.name.lower()}-reports.sqlite"), "reports")
+            ConnectionPool(state_dir / f"{spec.name.lower()}-reports.sqlite", "reports")
             if spec.job == "report"
             else None
         )
-        self.hang_marker = fleet_config.hang_marker(store.path.parent, spec.name)
+        self.hang_marker = fleet_config.hang_marker(state_dir, spec.name)
 
     async def heartbeat_loop(self) -> None:
         while True:
@@ -64,11 +69,16 @@ class Agent:
                 )  # fmt: skip
             else:
                 try:
-                    await asyncio.to_thread(self.store.beat, self.spec.name)
+                    response = await self.http.put(self.heartbeat_url, timeout=HEARTBEAT_TIMEOUT_S)
+                    response.raise_for_status()
                     atalaia.heartbeat()
-                except Exception:
-                    log.exception("heartbeat failed", extra={"error.type": "database"})
-                    atalaia.record_error("database")
+                except httpx.HTTPError as exc:
+                    # Not the agent's failure: the orchestrator restarts it if it stays unheard.
+                    log.warning(
+                        "heartbeat not recorded by the orchestrator: %r", exc,
+                        extra={"error.type": "api"},
+                    )  # fmt: skip
+                    atalaia.record_error("api")
             await asyncio.sleep(HEARTBEAT_EVERY_S)
 
     async def handle(self, task: TaskRequest, headers: dict[str, str]) -> TaskResult:
@@ -213,8 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     spec = fleet_config.agent(args.name)
     telemetry = instrument(spec.name.lower(), agent_name=spec.name)
     try:
-        store = HeartbeatStore(fleet_config.state_dir() / "heartbeats.sqlite")
-        app = create_app(Agent(spec, args.seed, store))
+        agent = Agent(spec, args.seed, fleet_config.state_dir(), fleet_config.orchestrator_url())
+        app = create_app(agent)
         port = args.port or spec.port
         uvicorn.run(app, host=fleet_config.BIND_HOST, port=port, log_level="warning")
     finally:

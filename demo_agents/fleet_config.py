@@ -75,12 +75,18 @@ def llm_base_url() -> str:
     return os.environ.get("ATALAIA_DEMO_LLM_URL", f"http://{HOST}:{MOCK_LLM_PORT}/v1")
 
 
-def orchestrator_url() -> str:
-    return os.environ.get("ATALAIA_DEMO_ORCHESTRATOR_URL", f"http://{HOST}:{ORCHESTRATOR_PORT}")
+def orchestrator_url(port: int = ORCHESTRATOR_PORT) -> str:
+    """Where the others reach the orchestrator's API (the launcher, the agents' heartbeats)."""
+    return os.environ.get("ATALAIA_DEMO_ORCHESTRATOR_URL") or f"http://{HOST}:{port}"
+
+
+def heartbeat_db(directory: Path) -> Path:
+    """The orchestrator's SQLite record of the agents' heartbeats (`HeartbeatStore`)."""
+    return directory / "heartbeats.sqlite"
 
 
 def hang_marker(directory: Path, agent_name: str) -> Path:
-    """While this file exists the agent writes no heartbeat, across restarts (agent_hang fault)."""
+    """While this file exists the agent sends no heartbeat, across restarts (agent_hang fault)."""
     return directory / f"hang-{agent_name.lower()}"
 
 

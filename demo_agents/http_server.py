@@ -13,6 +13,9 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
 from demo_agents.fleet_config import HOST
 
@@ -72,3 +75,38 @@ def fastapi_telemetry() -> dict[str, Any]:
     if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
         return {}
     return {"telemetry": {"operation_spans": False, "metrics": False, "exclude": _quiet}}
+
+
+def native_telemetry_off() -> dict[str, Any]:
+    """FastAPI's own OpenTelemetry support switched off, for an app that the OpenTelemetry
+    instrumentation covers (`instrument_api`); empty on FastAPI releases without it."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
+# Regular expressions searched in each request's URL (without its query): health checks and
+# Prometheus's scrape would dominate the request rate and say nothing about the API's callers.
+API_EXCLUDED_URLS = (r"/health$", r"/metrics$")
+
+
+def instrument_api(
+    app: FastAPI,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+) -> FastAPI:
+    """RED metrics and a SERVER span per request, from the maintained OpenTelemetry
+    instrumentation (opentelemetry-instrumentation-fastapi), on the given providers or else the
+    global ones: `http.server.request.duration` by `http.route` (the route's template, never the
+    raw path; a request that matches no route has none), `http.request.method`,
+    `http.response.status_code` and `error.type` (5xx). Needs the stable HTTP conventions
+    (`demo_agents.instrumentation.opt_in_stable_http_conventions`). No spans per ASGI message."""
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        excluded_urls=",".join(API_EXCLUDED_URLS),
+        exclude_spans=["receive", "send"],
+    )
+    return app

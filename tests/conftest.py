@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from demo_agents.instrumentation import opt_in_stable_http_conventions
 from tools import grammars as query_grammars
 from tools.upstream import REPO, Component, components
 
 GROUPS = ("unit", "config", "e2e")
+
+# As every demo fleet process does at its start: OpenTelemetry's HTTP instrumentations read the
+# switch once per process, when the first of them is set up, so before any test sets one up.
+opt_in_stable_http_conventions()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

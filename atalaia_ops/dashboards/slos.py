@@ -1,4 +1,5 @@
-"""SLOs and error budgets, read from the series the SLO recording rules write (slo:*)."""
+"""SLOs and error budgets, read from the series the SLO recording rules write (slo:*), and the
+orchestrator API's RED metrics that the availability SLO reads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,13 @@ from atalaia_ops.dashboards.panels import T, bargauge, prom, table, table_prom, 
 
 SLO = 'slo=~"$slo"'
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d")
+RI = "$__rate_interval"
+# The orchestrator API's requests, as the availability SLO reads them (prometheus/slos.yaml):
+# the OpenTelemetry FastAPI instrumentation's duration histogram (docs/telemetry.md).
+API = 'service_name="orchestrator"'
+API_COUNT = "http_server_request_duration_seconds_count"
+API_BUCKETS = "http_server_request_duration_seconds_bucket"
+SERVER_ERROR = 'http_response_status_code=~"5.."'
 
 
 def burn_rate(window: str) -> str:
@@ -16,12 +24,17 @@ def burn_rate(window: str) -> str:
     )
 
 
+def api_rate(by: str, matchers: str = API) -> str:
+    return f"sum by ({by}) (rate({API_COUNT}{{{matchers}}}[{RI}]))"
+
+
 def build() -> Dashboard:
     d = Dashboard(
         uid="atalaia-slos",
         title="Atalaia / SLOs",
         description="Every SLO: current SLI, objective, error budget remaining and burn rate for "
-        "each alerting window (1 = spending the budget exactly over 30 days).",
+        "each alerting window (1 = spending the budget exactly over 30 days); the orchestrator "
+        "API's request rate, 5xx ratio and p95 duration by route, which availability reads.",
         tags=["atalaia", "slo"],
         file="slos.json",
         time_from="now-24h",
@@ -128,6 +141,52 @@ def build() -> Dashboard:
             prom(f"slo:objective:ratio{{{SLO}}}", "{{slo}} objective"),
             unit="percentunit",
             w=24,
+        ),
+    )
+    d.add_row(
+        "Orchestrator API (availability)",
+        timeseries(
+            "API requests by route and status",
+            "Requests per second to the orchestrator's API by route template and status code "
+            "(health checks and scrapes are not measured; a request that matched no route has "
+            "no route). The agents' heartbeats are its steady traffic.",
+            prom(
+                api_rate("http_route, http_response_status_code"),
+                "{{http_route}} {{http_response_status_code}}",
+            ),
+            unit="reqps",
+            w=8,
+            stack=True,
+        ),
+        timeseries(
+            "API 5xx ratio by route",
+            "Share of each route's requests answered with a server error (5xx), what the "
+            "availability SLO counts; 0 where a route had none. The dashed line is the error "
+            "budget (0.5 %). A 4xx is the caller's error and is not in it.",
+            prom(
+                f"({api_rate('http_route', f'{API}, {SERVER_ERROR}')}"
+                f" or 0 * {api_rate('http_route')}) / {api_rate('http_route')}",
+                "{{http_route}}",
+            ),
+            unit="percentunit",
+            w=8,
+            min=0,
+            thresholds=(T(None, "green"), T(0.005, "red")),
+            threshold_style="dashed",
+        ),
+        timeseries(
+            "API p95 duration by route",
+            "95th percentile of the time the orchestrator's API took to answer, by route "
+            "template (the buckets of the HTTP conventions, 5 ms to 10 s); the dots are "
+            "exemplars that open the request's trace.",
+            prom(
+                f"histogram_quantile(0.95, sum by (le, http_route) "
+                f"(rate({API_BUCKETS}{{{API}}}[{RI}])))",
+                "{{http_route}}",
+                exemplar=True,
+            ),
+            unit="s",
+            w=8,
         ),
     )
     return d

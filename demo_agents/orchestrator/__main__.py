@@ -25,7 +25,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     telemetry = instrument("orchestrator")
     try:
-        settings = Settings(seed=args.seed, load_per_min=args.load, spawn_agents=not args.no_spawn)
+        settings = Settings(
+            seed=args.seed,
+            load_per_min=args.load,
+            spawn_agents=not args.no_spawn,
+            # The agents it starts send their heartbeats here (elsewhere, when it is told so).
+            url=fleet_config.orchestrator_url(args.port),
+        )
         app = create_app(Orchestrator(settings))
         uvicorn.run(app, host=fleet_config.BIND_HOST, port=args.port, log_level="warning")
     finally:

@@ -3,18 +3,23 @@
 GET  /health                      liveness and which agents are up
 GET  /metrics                     Prometheus exposition (scraped by Prometheus)
 GET  /metrics/summary             the same state as JSON (seed 001)
+PUT  /agents/{name}/heartbeat     an agent is alive: recorded in SQLite (503 when it cannot be)
 POST /events/{kind}               webhooks (seed 001), validated: 404 unknown kind, 422 bad body
 GET  /faults                      active faults and the catalogue of switches
 POST /faults/{name}?agent=A       switch a fault on
 DELETE /faults[/{name}]           switch all faults (or one) off
 PUT  /load                        change the load knob (tasks per minute)
 POST /agents/{name}/restart       restart one agent process by hand
+
+Every request but health checks and scrapes is measured (RED: `http.server.request.duration` by
+route and status) and traced by the OpenTelemetry FastAPI instrumentation (`instrument_api`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,16 +27,20 @@ from typing import Any
 import httpx
 from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from demo_agents import fleet_config
-from demo_agents.http_server import fastapi_telemetry
+from demo_agents.http_server import instrument_api, native_telemetry_off
 from demo_agents.orchestrator.events import EVENTS, LLMCostEvent
 from demo_agents.orchestrator.faults import FAULTS, UnknownFault
 from demo_agents.orchestrator.service import Orchestrator
 
 log = logging.getLogger("demo_agents.orchestrator.api")
+# When an agent should try again after a refused heartbeat (its loop beats every 5 s anyway).
+HEARTBEAT_RETRY_AFTER_S = 5
 
 
 class Load(BaseModel):
@@ -46,7 +55,15 @@ def known_agent(name: str) -> str:
         raise HTTPException(422, str(exc.args[0])) from exc
 
 
-def create_app(orchestrator: Orchestrator) -> FastAPI:
+def create_app(
+    orchestrator: Orchestrator,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+) -> FastAPI:
+    """The API in front of `orchestrator`, measured and traced on the given OpenTelemetry
+    providers (default: the global ones, which `atalaia.instrument()` sets)."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await orchestrator.start()
@@ -55,7 +72,7 @@ def create_app(orchestrator: Orchestrator) -> FastAPI:
         finally:
             await orchestrator.stop()
 
-    app = FastAPI(title="Atalaia demo orchestrator", lifespan=lifespan, **fastapi_telemetry())
+    app = FastAPI(title="Atalaia demo orchestrator", lifespan=lifespan, **native_telemetry_off())
     app.state.orchestrator = orchestrator
     metrics = orchestrator.metrics
 
@@ -76,6 +93,24 @@ def create_app(orchestrator: Orchestrator) -> FastAPI:
     @app.get("/metrics/summary")
     async def summary() -> dict[str, Any]:
         return await asyncio.to_thread(orchestrator.summary)
+
+    @app.put("/agents/{name}/heartbeat")
+    async def heartbeat(name: str) -> dict[str, Any]:
+        agent = known_agent(name)
+        try:
+            # SQLite waits up to its busy timeout for a lock: off the event loop.
+            last_seen = await asyncio.to_thread(orchestrator.store.beat, agent)
+        except sqlite3.Error as exc:
+            log.warning(
+                "heartbeat of %s not recorded: %s", agent, exc,
+                extra={"gen_ai.agent.name": agent, "error.type": "database"},
+            )  # fmt: skip
+            raise HTTPException(
+                503,
+                f"the heartbeat database is unavailable: {exc}",
+                headers={"Retry-After": str(HEARTBEAT_RETRY_AFTER_S)},
+            ) from exc
+        return {"agent": agent, "last_seen": last_seen}
 
     @app.post("/events/{kind}", status_code=202)
     async def event(kind: str, body: Any = Body(default=None)) -> dict[str, Any]:  # noqa: B008
@@ -163,4 +198,4 @@ def create_app(orchestrator: Orchestrator) -> FastAPI:
         pid = await asyncio.to_thread(orchestrator.processes.restart, agent)
         return {"restarted": agent, "pid": pid}
 
-    return app
+    return instrument_api(app, tracer_provider=tracer_provider, meter_provider=meter_provider)

@@ -24,7 +24,7 @@ FAULTS: dict[str, str] = {
     "retry_loop": "output validation keeps failing: the agent retries in a loop",
     "budget_burn": "agents send a runaway 100k-token context on every call",
     "agent_crash": "the agent process exits (default Nova); the supervisor restarts it",
-    "agent_hang": "the agent (default Atlas) writes no heartbeat, even after restarts, until "
+    "agent_hang": "the agent (default Atlas) sends no heartbeat, even after restarts, until "
     "cleared: the supervisor restarts it in a loop and the heartbeat goes stale",
     "cpu_hog": "Helix burns CPU holding its workbench, which delays Sigma's lookups",
     "queue_backlog": "6x the load while agents take one task at a time: the queue grows",

@@ -38,6 +38,8 @@ class Settings:
     llm_url: str = field(default_factory=fleet_config.llm_base_url)
     state_dir: Path = field(default_factory=fleet_config.state_dir)
     spawn_agents: bool = True  # False: agents run elsewhere; only their heartbeats are read
+    # Where the agents reach this orchestrator's API (their heartbeats).
+    url: str = field(default_factory=fleet_config.orchestrator_url)
     generate: bool = True  # False: no generated load (tests, or webhooks only)
     agent_urls: dict[str, str] = field(
         default_factory=lambda: {a.name: a.url for a in fleet_config.AGENTS}
@@ -66,6 +68,7 @@ def agent_process(spec: fleet_config.AgentSpec, settings: Settings) -> ProcessSp
             "PYTHONPATH": pythonpath,
             "ATALAIA_DEMO_STATE_DIR": str(settings.state_dir),
             "ATALAIA_DEMO_LLM_URL": settings.llm_url,
+            "ATALAIA_DEMO_ORCHESTRATOR_URL": settings.url,
         },
         log_path=logs / f"{spec.name.lower()}.log" if logs else None,
     )
@@ -87,7 +90,7 @@ class Orchestrator:
             settings.agent_urls,
             settings.state_dir,
         )
-        self.store = HeartbeatStore(settings.state_dir / "heartbeats.sqlite")
+        self.store = HeartbeatStore(fleet_config.heartbeat_db(settings.state_dir))
         self.processes = ProcessManager(
             [agent_process(a, settings) for a in fleet_config.AGENTS]
             if settings.spawn_agents

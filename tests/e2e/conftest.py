@@ -14,8 +14,9 @@ own), so only one stack can run per network namespace: sessions in the same one 
 through a lock file (another namespace, `ip netns exec`, has ports of its own).
 
 The `fleet_run` session fixture (and `fleet_ran`, its start time) runs the demo fleet against
-that stack once for every test that reads what a fleet leaves behind: a baseline, a tour of
-faults, the faults cleared. The fleet then keeps running, fault-free, until the session ends.
+that stack once for every test that reads what a fleet leaves behind: a baseline, two single
+faults, two heartbeats the orchestrator's API refuses (503), a tour of faults, the faults
+cleared. The fleet then keeps running, fault-free, until the session ends.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import contextlib
 import fcntl
 import os
 import socket
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,7 +35,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.backends import Prometheus, Store
+from tests.e2e.backends import Prometheus, Store, eventually
 from tests.e2e.otlp import Telemetry
 from tools.native_stack import NativeStack, StackError, store_files
 
@@ -138,6 +140,20 @@ SETTLE_S = 20.0  # after cpu_hog: Sigma's slow tasks finish, Helix's CPU rate fa
 FAULT_S = float(os.environ.get("ATALAIA_E2E_FAULT_S", "120"))
 CLEARED_S = float(os.environ.get("ATALAIA_E2E_CLEARED_S", "30"))
 WARMUP_S = 20.0  # processes starting up: not part of any baseline
+# Before the tour the orchestrator's API fails for real: another process holds the write lock of
+# its heartbeat database past SQLite's busy timeout (5 s), so a heartbeat is refused with 503, the
+# server error the availability SLO counts (docs/alerting.md). Twice, the second once Prometheus
+# has the first: the first sample of a new counter has nothing before it, so only an increase
+# after it shows in rate() and in the SLI. The agents' heartbeats in those seconds are refused
+# too, well within the supervisor's 20 s; a heartbeat is not a task, so no task-level SLI moves.
+# Before the tour, not after it: what reads the fleet "a minute ago" (tests/e2e/test_insight_cli.py)
+# has both refusals in Prometheus by then.
+REFUSED_AGENT = "Helix"  # the heartbeat the test sends in its name
+REFUSED_SERIES = (
+    'http_server_request_duration_seconds_count{service_name="orchestrator", '
+    'http_route="/agents/{name}/heartbeat", http_response_status_code="503"}'
+)
+EXPORT_DEADLINE_S = 90.0  # the orchestrator exports every 15 s; the collector retries
 
 
 @dataclass(frozen=True)
@@ -149,7 +165,7 @@ class FleetRun:
     logs: Path  # one log file per fleet process
     # (start, end) Unix times: "baseline" and "calm" (the quiet start, halved after the warm-up),
     # "cpu_hog" and "slow_llm" (each from the moment the fault was switched on), "tour" (every
-    # fault of FLEET_FAULTS at once).
+    # fault of FLEET_FAULTS at once), "refused" (the two refused heartbeats, before the tour).
     phases: dict[str, tuple[float, float]]
 
 
@@ -160,6 +176,32 @@ def fleet_wait(seconds: float, orchestrator: str) -> None:
         health = httpx.get(f"{orchestrator}/health", timeout=5)
         assert health.status_code == 200, f"the orchestrator stopped answering: {health.text}"
         time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+
+
+def refuse_a_heartbeat(state_dir: Path, orchestrator: str) -> None:
+    """Hold the heartbeat database's write lock while a heartbeat is sent: the API answers 503."""
+    from demo_agents import fleet_config
+
+    db = sqlite3.connect(fleet_config.heartbeat_db(state_dir), isolation_level=None)
+    with contextlib.closing(db):
+        db.execute("BEGIN IMMEDIATE")  # other writers wait; the supervisor still reads (WAL)
+        try:
+            url = f"{orchestrator}/agents/{REFUSED_AGENT}/heartbeat"
+            refused = httpx.put(url, timeout=30)
+        finally:
+            db.execute("ROLLBACK")
+    assert refused.status_code == 503, f"heartbeat with the database locked: {refused.text}"
+
+
+def refuse_heartbeats(state_dir: Path, orchestrator: str, prometheus: Prometheus) -> None:
+    refuse_a_heartbeat(state_dir, orchestrator)
+    eventually(
+        lambda: prometheus.query(REFUSED_SERIES),
+        timeout=EXPORT_DEADLINE_S,
+        what="the refused heartbeat (503) in Prometheus",
+        interval=2,
+    )
+    refuse_a_heartbeat(state_dir, orchestrator)
 
 
 @pytest.fixture(scope="session")
@@ -202,6 +244,9 @@ def fleet_run(
                 httpx.delete(f"{orchestrator}/faults", timeout=10).raise_for_status()
                 phases[fault] = (on, time.time())
                 fleet_wait(SETTLE_S, orchestrator)
+            on = time.time()
+            refuse_heartbeats(state_dir, orchestrator, Prometheus(native_stack.urls["prometheus"]))
+            phases["refused"] = (on, time.time())
             for fault in FLEET_FAULTS:
                 httpx.post(f"{orchestrator}/faults/{fault}", timeout=10).raise_for_status()
             on = time.time()

@@ -1,11 +1,14 @@
 """The demo fleet produces the whole catalogue (docs/telemetry.md), through the real stack.
 
-After the session's fleet run (tests/e2e/conftest.py `fleet_run`: baseline, fault tour, faults
-cleared) against the native stack:
+After the session's fleet run (tests/e2e/conftest.py `fleet_run`: baseline, single faults, two
+heartbeats the orchestrator's API refuses, fault tour, faults cleared) against the native stack:
 
-- every metric of the catalogue's agent and orchestrator tables is in Prometheus under its
-  catalogued series name (histograms as `_bucket`, `_sum` and `_count`), with every catalogued
-  label, no label the catalogue does not list (cardinality), and only catalogued label values;
+- every metric of the catalogue's agent, orchestrator and orchestrator API tables is in
+  Prometheus under its catalogued series name (histograms as `_bucket`, `_sum` and `_count`),
+  with every catalogued label, no label the catalogue does not list (cardinality), and only
+  catalogued label values;
+- the availability SLO's recording rules read the orchestrator API's real series: the agents'
+  heartbeats are its requests, the heartbeats refused before the tour (503) its errors;
 - what the collector sends to Tempo (the native log and trace store's files) has a trace of one
   task that holds the orchestrator's `orchestrate_task` span and, below it, an agent's
   `invoke_agent` span with that agent's `chat` spans;
@@ -46,9 +49,14 @@ FLEET_SERVICES = "|".join(["orchestrator", "mock-llm", *(a.name.lower() for a in
 DEADLINE_S = 90.0  # the last export of the tour is at most one interval (15 s) old
 
 
+def availability(window: str) -> str:
+    """The availability SLO's error ratio over `window`, as its recording rule writes it."""
+    return f'slo:sli_error:ratio_rate{window}{{slo="availability"}}'
+
+
 @dataclass(frozen=True)
 class CataloguedMetric:
-    table: str  # "agent" or "orchestrator"
+    table: str  # "agent", "orchestrator" (scraped) or "api" (the orchestrator's API, OTLP)
     name: str  # as the table names it
     series: tuple[str, ...]  # the Prometheus series to find
     labels: frozenset[str]  # catalogued label names (data point attributes)
@@ -108,6 +116,19 @@ def catalogue() -> list[CataloguedMetric]:
                 always=frozenset({"service_name", "service_namespace"}),
             )
         )
+    for row in table_rows("## Orchestrator API metrics", text):
+        otel_name, _kind, _unit, attrs, prom = row
+        metrics.append(
+            CataloguedMetric(
+                "api",
+                code_names(otel_name)[0],
+                series_names(prom),
+                frozenset(label_names(attrs)),
+                label_values(attrs),
+                # The method on every series; the route only where a route matched.
+                always=frozenset({"service_name", "service_namespace", "http_request_method"}),
+            )
+        )
     for row in table_rows("## Orchestrator metrics", text):
         (name,) = code_names(row[0])
         kind = row[1]
@@ -132,10 +153,12 @@ def catalogue() -> list[CataloguedMetric]:
 CATALOGUED = catalogue()
 
 
-def test_the_catalogue_parses_into_both_tables() -> None:
+def test_the_catalogue_parses_into_its_tables() -> None:
     """The parser sees what the tables hold (so the checks below are not vacuously green)."""
-    by_table = {t: [m for m in CATALOGUED if m.table == t] for t in ("agent", "orchestrator")}
+    tables = ("agent", "orchestrator", "api")
+    by_table = {t: [m for m in CATALOGUED if m.table == t] for t in tables}
     assert len(by_table["agent"]) >= 12 and len(by_table["orchestrator"]) >= 27
+    assert len(by_table["api"]) >= 4
     retries = next(m for m in CATALOGUED if m.name == "atalaia.retries")
     assert retries.series == ("atalaia_retries_total",)
     assert retries.values["atalaia_retry_reason"] == {
@@ -145,6 +168,12 @@ def test_the_catalogue_parses_into_both_tables() -> None:
     assert memory.series == ("process_memory_usage_bytes",)
     failures = next(m for m in CATALOGUED if m.name == "orchestrator_task_failures_total")
     assert failures.labels == {"reason", "atalaia_department"}
+    duration = next(m for m in CATALOGUED if m.name == "http.server.request.duration")
+    assert duration.series == tuple(
+        f"http_server_request_duration_seconds{s}" for s in ("_bucket", "_sum", "_count")
+    )
+    assert {"http_route", "http_response_status_code", "error_type"} <= duration.labels
+    assert "/agents/{name}/heartbeat" in duration.values["http_route"]
 
 
 def problems_with(metric: CataloguedMetric, series: str, found: list[dict[str, str]]) -> list[str]:
@@ -154,7 +183,7 @@ def problems_with(metric: CataloguedMetric, series: str, found: list[dict[str, s
     problems = []
     seen = {label for labels in found for label in labels} - {"__name__"}
     expected = set(metric.labels) | ({"le"} if series.endswith("_bucket") else set())
-    allowed = expected | TARGET | (PROMOTED if metric.table == "agent" else set())
+    allowed = expected | TARGET | (PROMOTED if metric.table != "orchestrator" else set())
     if missing := sorted(expected - seen):
         problems.append(f"{series}: no series carries the catalogued label(s) {missing}")
     if extra := sorted(seen - allowed):
@@ -176,13 +205,13 @@ def catalogue_problems(prometheus: Prometheus, table: str, since: float) -> tupl
         for series in metric.series:
             checked += 1
             # OTLP series carry their service; the orchestrator's scraped ones carry its job.
-            mine = "service_name" if table == "agent" else "job"
+            mine = "job" if table == "orchestrator" else "service_name"
             fleet = f'{series}{{{mine}=~"{FLEET_SERVICES}"}}'
             problems += problems_with(metric, series, prometheus.series(fleet, since))
     return problems, checked
 
 
-@pytest.mark.parametrize("table", ["agent", "orchestrator"])
+@pytest.mark.parametrize("table", ["agent", "orchestrator", "api"])
 def test_every_catalogued_metric_is_in_prometheus_with_its_labels(
     table: str, prometheus: Prometheus, fleet_run: FleetRun
 ) -> None:
@@ -198,6 +227,26 @@ def test_every_catalogued_metric_is_in_prometheus_with_its_labels(
         f"{len(problems)} problem(s) with the {checked} series of the catalogue's {table} table "
         f"after the fleet ran (faults: {', '.join(fleet_run.faults)}):\n  " + "\n  ".join(problems)
     )
+
+
+def test_the_availability_sli_counts_the_apis_server_errors(
+    prometheus: Prometheus, fleet_run: FleetRun
+) -> None:
+    """The SLI has a value at every moment (the agents' heartbeats keep the API busy), and the
+    heartbeats refused before the tour (fleet_run, 503) are errors in it."""
+    assert prometheus.query(availability("5m")), "availability has no 5m error ratio"
+
+    def burnt() -> float:
+        samples = prometheus.query(availability("1h"))
+        assert samples, "availability has no 1h error ratio"
+        ratio = float(samples[0]["value"][1])
+        assert ratio > 0, "the refused heartbeats are not errors of the availability SLI"
+        return ratio
+
+    # The rules are evaluated every 15 s.
+    ratio = eventually(burnt, timeout=DEADLINE_S, what="availability errors", interval=5)
+    # Refusals are a few of the hundreds of heartbeats: the SLI's total is every request.
+    assert ratio < 0.5, ratio
 
 
 def test_the_orchestrator_exposes_no_created_series(

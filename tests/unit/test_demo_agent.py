@@ -1,6 +1,7 @@
 """One agent process's app, served over HTTP, against the real mock LLM: the task continues the
 caller's trace, the LLM and tool calls are spans of that trace, the signals land in the SDK's
-in-memory readers, the heartbeat reaches SQLite, and the retry_loop fault loops and fails."""
+in-memory readers, the heartbeat reaches the real orchestrator's API and its SQLite, and the
+retry_loop fault loops and fails."""
 
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ from demo_agents.agent_tools import (
     crm_create_lead,
     sql_report,
 )
-from demo_agents.heartbeat_store import HeartbeatStore
-from demo_agents.http_server import serve_in_thread
+from demo_agents.http_server import free_port, serve_in_thread
 from demo_agents.mock_llm import create_app as create_mock_llm
+from demo_agents.orchestrator.app import create_app as create_orchestrator
+from demo_agents.orchestrator.service import Orchestrator, Settings
 
 
 @pytest.fixture(scope="module")
@@ -40,18 +42,39 @@ def captured() -> Iterator[Captured]:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> HeartbeatStore:
-    return HeartbeatStore(Path(tmp_path_factory.mktemp("state")) / "heartbeats.sqlite")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(tmp_path_factory.mktemp("state"))
 
 
 @pytest.fixture(scope="module")
-def agent_url(captured: Captured, store: HeartbeatStore) -> Iterator[str]:
-    with (
-        serve_in_thread(create_mock_llm(seed=5)) as llm,
-        pytest.MonkeyPatch.context() as patch,
-    ):
-        patch.setenv("ATALAIA_DEMO_LLM_URL", f"{llm}/v1")
-        agent = Agent(fleet_config.agent("Atlas"), seed=5, store=store)
+def llm_url() -> Iterator[str]:
+    with serve_in_thread(create_mock_llm(seed=5)) as llm:
+        yield f"{llm}/v1"
+
+
+@pytest.fixture(scope="module")
+def orchestrator(llm_url: str, state_dir: Path) -> Iterator[tuple[Orchestrator, str]]:
+    """A real orchestrator that only listens: it starts no agents and sends no tasks."""
+    nowhere = {a.name: f"http://127.0.0.1:{free_port()}" for a in fleet_config.AGENTS}
+    settings = Settings(
+        llm_url=llm_url,
+        state_dir=state_dir,
+        spawn_agents=False,
+        generate=False,
+        agent_urls=nowhere,
+    )
+    orchestrator = Orchestrator(settings)
+    with serve_in_thread(create_orchestrator(orchestrator)) as url:
+        yield orchestrator, url
+
+
+@pytest.fixture(scope="module")
+def agent_url(
+    captured: Captured, llm_url: str, state_dir: Path, orchestrator: tuple[Orchestrator, str]
+) -> Iterator[str]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ATALAIA_DEMO_LLM_URL", llm_url)
+        agent = Agent(fleet_config.agent("Atlas"), 5, state_dir, orchestrator[1])
         with serve_in_thread(create_app(agent)) as url:
             yield url
 
@@ -137,12 +160,21 @@ def test_bad_task_is_422_naming_the_field(agent_url: str) -> None:
     assert response.status_code == 422 and "faults" in response.text
 
 
-def test_heartbeat_reaches_sqlite(agent_url: str, store: HeartbeatStore) -> None:
+def test_heartbeat_reaches_the_orchestrator(
+    agent_url: str, orchestrator: tuple[Orchestrator, str], captured: Captured
+) -> None:
+    """Over HTTP (`PUT /agents/Atlas/heartbeat`) into the orchestrator's SQLite, and then into
+    the agent's own heartbeat gauge."""
+    store = orchestrator[0].store
     deadline = time.monotonic() + 10
     while store.last_seen("Atlas") is None and time.monotonic() < deadline:
         time.sleep(0.1)
     last = store.last_seen("Atlas")
     assert last is not None and abs(time.time() - last) < 30
+    deadline = time.monotonic() + 10
+    while not captured.points("atalaia.agent.heartbeat.timestamp") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert captured.points("atalaia.agent.heartbeat.timestamp")
 
 
 def test_db_down_empties_the_pool_and_fails_checkouts(captured: Captured, tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ def test_the_repo_spec_loads() -> None:
     spec = slo.load_spec()
     assert [s.name for s in spec.slos] == [
         "availability",
+        "task_availability",
         "task_success",
         "latency_p50",
         "latency_p99",
@@ -50,7 +51,12 @@ def test_the_repo_spec_loads() -> None:
         "cost_per_task",
     ]
     objectives = {s.name: s.objective for s in spec.slos}
-    assert objectives["availability"] == 0.995
+    assert objectives["availability"] == objectives["task_availability"] == 0.995
+    # Availability is the orchestrator API's: its 5xx out of all its requests.
+    availability = next(s for s in spec.slos if s.name == "availability").sli
+    assert isinstance(availability, slo.EventsSLI) and availability.errors is not None
+    assert 'http_response_status_code=~"5.."' in availability.errors
+    assert "http_server_request_duration_seconds_count" in availability.total
     assert objectives["latency_p99"] == 0.99
     assert [(a.long, a.short, a.burn_rate, a.severity) for a in spec.burn_rate_alerts] == [
         ("1h", "5m", 14.4, "critical"),
