@@ -24,6 +24,7 @@ import pytest
 from tests.e2e.backends import Prometheus, Store, body, eventually
 from tests.e2e.otlp import Telemetry, unique
 from tools import backup
+from tools.native_config import secrets_dir
 from tools.native_stack import NativeStack, store_files
 
 DURING = 40  # log lines sent while the backup runs, one every 50 ms
@@ -104,8 +105,13 @@ def test_restore_into_an_empty_state_dir_brings_back_what_was_backed_up(
     telemetry.flush()
     eventually(lambda: probe_value(prometheus, job) == 42, timeout=60, what="the probe series")
     eventually(lambda: in_store(store, marker) == (1, 1), timeout=60, what="span and log stored")
+    # As Alertmanager sends it: with the sink's bearer token (the native stack's secret).
+    token = (secrets_dir(native_stack.state_dir) / "alert_sink_token").read_text().strip()
     httpx.post(
-        f"{urls['alert_sink']}/webhook/backup-probe", json=notification(marker), timeout=10
+        f"{urls['alert_sink']}/webhook/backup-probe",
+        json=notification(marker),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
     ).raise_for_status()
     silence_id = silence(urls["alertmanager"], marker)
 
