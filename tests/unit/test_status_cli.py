@@ -158,7 +158,7 @@ def fake() -> Iterator[tuple[FakeBackends, str]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield state_, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
