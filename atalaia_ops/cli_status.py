@@ -92,10 +92,17 @@ def _flag(value: bool | None, yes: str, no: str) -> str:
 
 
 def _alerts(alerts: list[Alert]) -> Text:
+    """Alert names, most severe first; one name firing for several series (TargetDown for three
+    jobs) once, with its count: "TargetDown (3)". --json keeps every alert."""
+    counts: dict[tuple[str, str | None], int] = {}
+    for alert in alerts:
+        key = (alert.alertname, alert.severity)
+        counts[key] = counts.get(key, 0) + 1
     text = Text()
-    for i, alert in enumerate(alerts):
+    for i, ((name, severity), n) in enumerate(counts.items()):
         text.append(", " if i else "")
-        text.append(alert.alertname, "bold red" if alert.severity == "critical" else "yellow")
+        text.append(name, "bold red" if severity == "critical" else "yellow")
+        text.append(f" ({n})" if n > 1 else "")
     return text
 
 

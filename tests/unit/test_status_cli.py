@@ -78,6 +78,8 @@ ALERTS = [
     gettable_alert("AgentVanished", {AGENT: "Ghost", "severity": "critical"}),
     gettable_alert("HighErrorRate", {AGENT: "Nova", "severity": "critical"}),
     gettable_alert("TargetDown", {"job": "grafana", "severity": "warning"}),
+    gettable_alert("TargetDown", {"job": "loki", "severity": "warning"}),
+    gettable_alert("CollectorRefusingData", {"signal": "logs", "severity": "warning"}),
     gettable_alert("Watchdog", {"severity": "none"}),
     gettable_alert("TaskSuccessRateLow", {AGENT: "Helix", "severity": "warning"}, "silenced"),
     gettable_alert("HighLatencyP99", {AGENT: "Helix", "severity": "warning"}, "inhibited"),
@@ -318,7 +320,8 @@ def test_table_lists_every_source_and_dashes_what_is_absent(
     assert row(out, "Nova") == [*nova, "HighErrorRate,", "AgentRestartLoop"]  # critical first
     assert row(out, "Atlas") == ["Atlas", "down", "off", "12m30s", "0.0", "—", "—", "—", "0"]
     assert row(out, "Ghost") == ["Ghost", *["—"] * 8, "AgentVanished"]  # named by an alert only
-    assert "Firing alerts naming no agent: TargetDown" in out
+    # one name firing for two series is shown once, with its count
+    assert "Firing alerts naming no agent: CollectorRefusingData, TargetDown (2)\n" in out
     for hidden in ("Watchdog", "TaskSuccessRateLow", "HighLatencyP99", "ToolCallsFailing"):
         assert hidden not in out  # severity none; silenced; inhibited; not processed yet
     # One refresh: one query per column, and one Alertmanager call that leaves out silenced and
@@ -377,7 +380,11 @@ def test_json_document(fake: tuple[FakeBackends, str], capsys: pytest.CaptureFix
         "starts_at": "2026-12-05T07:51:00.000Z",
         "summary": "HighErrorRate summary",
     }
-    assert [a["alertname"] for a in doc["other_alerts"]] == ["TargetDown"]
+    assert [a["alertname"] for a in doc["other_alerts"]] == [
+        "CollectorRefusingData",
+        "TargetDown",
+        "TargetDown",
+    ]  # every alert, the same name twice included
 
 
 def test_no_agent_exits_3(
