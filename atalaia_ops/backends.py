@@ -1,8 +1,8 @@
 """Typed read-only clients for the stack's backends: Prometheus, Loki, Tempo and Alertmanager.
 
 The insight commands (`atalaia slo`, `atalaia report`, `atalaia explain`, `atalaia status`) share
-them. Every failure
-is a `BackendError` that names the backend, its URL and the cause, with three kinds told apart:
+them. Every failure is a `BackendError` that names the backend, its URL and the cause, with three
+kinds told apart:
 
 * `Unreachable`: nothing answered (connection refused, DNS, timeout);
 * `QueryError`: the backend answered with an error (bad query, HTTP 4xx/5xx);
