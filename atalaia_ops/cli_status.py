@@ -232,12 +232,17 @@ def display(console: Console, *, as_json: bool, watch: bool, interval: float) ->
 # --- the command -------------------------------------------------------------------------------
 
 
+def one_line(error: BackendError) -> str:
+    """The error on one line: a backend's message may span several (a proxy's HTML page)."""
+    return " ".join(str(error).split())
+
+
 def stale(last: FleetStatus | None, error: BackendError, since: float, window: str) -> FleetStatus:
     """What a refresh that failed shows: the last data (or none yet), stale since `since`."""
     if last is None:
         midnight, _ = today_window(since)
-        return FleetStatus(since, window, midnight, [], [], since, str(error))
-    return replace(last, stale_since=since, error=str(error))
+        return FleetStatus(since, window, midnight, [], [], since, one_line(error))
+    return replace(last, stale_since=since, error=one_line(error))
 
 
 def watch(
@@ -278,7 +283,7 @@ def once(fetch: Callable[[], FleetStatus], show: Show) -> int:
     try:
         status = fetch()
     except BackendError as e:
-        print(f"atalaia status: {e}", file=sys.stderr)
+        print(f"atalaia status: {one_line(e)}", file=sys.stderr)
         return EXIT_BACKEND
     except KeyboardInterrupt:
         return 130

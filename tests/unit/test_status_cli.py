@@ -97,6 +97,7 @@ class FakeBackends:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.refreshes = 0  # the first query of a refresh is the agent list ("seen")
         self.fail_refreshes: set[int] = set()  # answer 503 during these refreshes (1-based)
+        self.proxy_page: str | None = None  # a proxy's HTML error page (HTTP 502) for every query
 
     def prometheus(self, params: dict[str, str]) -> tuple[int, Any]:
         at = float(params["time"])
@@ -104,6 +105,8 @@ class FakeBackends:
         column = columns.get(params.get("query", ""))
         if column == "seen":
             self.refreshes += 1
+        if self.proxy_page is not None:
+            return 502, self.proxy_page
         if self.refreshes in self.fail_refreshes:
             return 503, {"status": "error", "errorType": "unavailable", "error": "TSDB not ready"}
         if column is None:
@@ -149,9 +152,10 @@ def fake() -> Iterator[tuple[FakeBackends, str]]:
                 code, body = state_.alertmanager(params)
             else:
                 code, body = 404, {"status": "error", "error": "not found"}
-            data = json.dumps(body).encode()
+            html = isinstance(body, str)
+            data = body.encode() if html else json.dumps(body).encode()
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html" if html else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -528,6 +532,18 @@ def test_prometheus_error_is_named(
     assert rc == 2 and out == ""
     assert err.startswith(f"atalaia status: prometheus at {url}: query ")
     assert "failed with HTTP 503: unavailable: TSDB not ready" in err
+
+
+def test_a_multi_line_error_page_stays_one_line(
+    fake: tuple[FakeBackends, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A proxy in front of a backend may answer with an HTML page: still one line."""
+    backends, url = fake
+    backends.proxy_page = "<html>\n<body>\n<h1>502 Bad Gateway</h1>\n</body>\n</html>\n"
+    rc, out, err = run(["status", *urls(url)], capsys)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1, err
+    assert "<html> <body> <h1>502 Bad Gateway</h1> </body> </html>" in err
 
 
 def test_alertmanager_client_names_itself_when_unreachable() -> None:
