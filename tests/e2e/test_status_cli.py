@@ -11,9 +11,9 @@
   numbers.
 - A crash loop: `atalaia status --watch --json` runs as its own process while Helix's process is
   killed three times through the orchestrator's `agent_crash` fault. The first refresh that
-  starts after Prometheus holds the supervisor's first restart shows Helix `restarting`; the
-  first that starts after Alertmanager has AgentRestartLoop firing for Helix shows the alert and
-  the three restarts, and so does the table. Ctrl-C (SIGINT) ends the watch with status 0.
+  starts after Prometheus holds a restart by the supervisor shows Helix `restarting`; the first
+  that starts after Alertmanager has AgentRestartLoop firing for Helix shows the alert and the
+  three restarts, and so does the table. Ctrl-C (SIGINT) ends the watch with status 0.
 - Backends that cannot answer (a closed port, a URL that is not Alertmanager's API): one line on
   stderr naming the backend, exit status 2, nothing on stdout, no traceback.
 """
@@ -379,16 +379,9 @@ def restarts_in_orchestrator(orchestrator: str, agent: str) -> float:
 
 
 def crash(orchestrator: str, agent: str) -> None:
-    """Kill `agent`'s process through the agent_crash fault once it is up, and wait until the
-    supervisor has restarted it."""
+    """Kill `agent`'s process through the agent_crash fault, and wait until the supervisor has
+    restarted it and the new process answers (the next crash needs someone to take it)."""
     before = restarts_in_orchestrator(orchestrator, agent)
-
-    def up() -> bool:
-        r = httpx.get(f"{orchestrator}/health", timeout=10)
-        r.raise_for_status()
-        return bool(r.json()["agents_up"][agent])
-
-    eventually(up, timeout=60, what=f"{agent} up (its current process heartbeats)")
     r = httpx.post(f"{orchestrator}/faults/agent_crash", params={"agent": agent}, timeout=10)
     r.raise_for_status()
     eventually(
@@ -396,6 +389,12 @@ def crash(orchestrator: str, agent: str) -> None:
         timeout=60,
         what=f"the supervisor restarts {agent}",
     )
+
+    def answers() -> bool:  # the old process is gone: the supervisor saw it exit
+        httpx.get(f"{fleet_config.agent(agent).url}/health", timeout=5).raise_for_status()
+        return True
+
+    eventually(answers, timeout=60, what=f"{agent}'s new process answers")
 
 
 def test_crash_loop_shows_restarting_and_the_alert(
@@ -419,8 +418,10 @@ def test_crash_loop_shows_restarting_and_the_alert(
         )
         crashed_at = time.time()
         try:
-            crash(orchestrator, VICTIM)
-            # Independently: when Prometheus holds the supervisor's restart of the victim.
+            for _ in range(CRASHES):  # one after another: each waits for the restart
+                crash(orchestrator, VICTIM)
+            # Independently: when Prometheus holds a restart of the victim (by now, the first
+            # is usually scraped already).
             eventually(
                 lambda: restarts_in_prometheus(prom, VICTIM, "2m") > 0,
                 timeout=60,
@@ -435,8 +436,6 @@ def test_crash_loop_shows_restarting_and_the_alert(
             assert shown["restarts_today"] >= calm["restarts_today"] + 1, (calm, shown)
             assert frame["error"] is None
 
-            for _ in range(CRASHES - 1):
-                crash(orchestrator, VICTIM)
             # Independently: Alertmanager fires AgentRestartLoop for the victim, and Prometheus
             # has every restart the supervisor counted (the alert may fire on an extrapolated
             # count a little short of the last one).
@@ -463,9 +462,9 @@ def test_crash_loop_shows_restarting_and_the_alert(
         assert shown["restarts_today"] >= calm["restarts_today"] + CRASHES, (calm, shown)
         with capsys.disabled():
             print(
-                f"\n{VICTIM}: crash -> restart in Prometheus {visible_at - crashed_at:.1f}s; "
-                f"{CRASHES} crashes -> {LOOP} in Alertmanager {fired_at - crashed_at:.1f}s, "
-                f"in a refresh {frame['at'] - fired_at:.1f}s later"
+                f"\n{VICTIM}: {CRASHES} crashes -> a restart in Prometheus at "
+                f"+{visible_at - crashed_at:.1f}s, {LOOP} in Alertmanager at "
+                f"+{fired_at - crashed_at:.1f}s, in a refresh {frame['at'] - fired_at:.1f}s later"
             )
     finally:
         rc, err = watch.interrupt()
