@@ -1,7 +1,8 @@
-"""Typed read-only clients for the stack's backends: Prometheus, Loki and Tempo.
+"""Typed read-only clients for the stack's backends: Prometheus, Loki, Tempo and Alertmanager.
 
-The insight commands (`atalaia slo`, `atalaia report`, `atalaia explain`) share them. Every failure
-is a `BackendError` that names the backend, its URL and the cause, with three kinds told apart:
+The insight commands (`atalaia slo`, `atalaia report`, `atalaia explain`, `atalaia status`) share
+them. Every failure is a `BackendError` that names the backend, its URL and the cause, with three
+kinds told apart:
 
 * `Unreachable`: nothing answered (connection refused, DNS, timeout);
 * `QueryError`: the backend answered with an error (bad query, HTTP 4xx/5xx);
@@ -23,6 +24,7 @@ import httpx
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
 DEFAULT_LOKI_URL = "http://127.0.0.1:3100"
 DEFAULT_TEMPO_URL = "http://127.0.0.1:3200"
+DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
 DEFAULT_TIMEOUT = 30.0
 
 
@@ -243,6 +245,25 @@ class Tempo(_Client):
         return body.get("trace", body) if isinstance(body, dict) else {}
 
 
+class Alertmanager(_Client):
+    backend = "alertmanager"
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts firing now: active, neither silenced nor inhibited (API v2
+        `gettableAlert` objects: `labels`, `annotations`, `startsAt`, `status`, ...)."""
+        params = {"active": "true", "silenced": "false", "inhibited": "false"}
+        what = "alerts"
+        body = self._json(self._get("/api/v2/alerts", params, what), what)
+        if not isinstance(body, list):
+            raise QueryError(self.backend, self.url, f"{what}: expected a list, got {body!r:.200}")
+        return [a for a in body if isinstance(a, dict) and _state(a) == "active"]
+
+
+def _state(alert: dict[str, Any]) -> str:
+    status = alert.get("status")
+    return str(status.get("state", "")) if isinstance(status, dict) else ""
+
+
 def _short(query: str, limit: int = 160) -> str:
     flat = " ".join(query.split())
     return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
@@ -298,10 +319,15 @@ def _url(text: str) -> str:
 
 
 def add_backend_args(
-    parser: argparse.ArgumentParser, *, loki: bool = False, tempo: bool = False, at: bool = True
+    parser: argparse.ArgumentParser,
+    *,
+    loki: bool = False,
+    tempo: bool = False,
+    alertmanager: bool = False,
+    at: bool = True,
 ) -> None:
-    """--prometheus-url (and --loki-url / --tempo-url when the command reads them, and --at
-    when it looks at one moment)."""
+    """--prometheus-url (and --loki-url / --tempo-url / --alertmanager-url when the command reads
+    them, and --at when it looks at one moment)."""
     parser.add_argument(
         "--prometheus-url",
         type=_url,
@@ -321,6 +347,13 @@ def add_backend_args(
             type=_url,
             default=DEFAULT_TEMPO_URL,
             help=f"Tempo HTTP API (default {DEFAULT_TEMPO_URL})",
+        )
+    if alertmanager:
+        parser.add_argument(
+            "--alertmanager-url",
+            type=_url,
+            default=DEFAULT_ALERTMANAGER_URL,
+            help=f"Alertmanager HTTP API (default {DEFAULT_ALERTMANAGER_URL})",
         )
     if not at:
         return
