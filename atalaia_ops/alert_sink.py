@@ -13,6 +13,9 @@ PagerDuty, Slack, Telegram or e-mail. The sink
   with a message saying what is wrong, storing nothing;
 - appends each accepted notification to ``<data-dir>/notifications.jsonl`` and fsyncs it before
   answering 200, so nothing it accepted is lost, across restarts too;
+- drops a client that stops sending for READ_TIMEOUT_S (10 s) and handles at most
+  ``--max-connections`` (64) at once, answering 503 with Retry-After beyond that: slow or
+  flooding clients cannot pile up threads;
 - logs each notification as one JSON line on stdout (which lands in Loki);
 - lists them at ``GET /notifications`` (newest first; ``?receiver=`` and ``?limit=`` filter) and
   answers ``GET /health``;
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import hmac
 import html
@@ -51,6 +55,9 @@ DEFAULT_PORT = 9199
 DATA_DIR_ENV = "ATALAIA_ALERT_SINK_DATA_DIR"
 TOKEN_FILE_ENV = "ATALAIA_ALERT_SINK_TOKEN_FILE"
 READ_TIMEOUT_S = 10  # a client that stops sending mid-request is dropped, not waited for
+# Connections handled at once. Alertmanager sends a few at a time; a flood of slow clients beyond
+# this gets an immediate 503 (retryable) instead of one thread each.
+MAX_CONNECTIONS = 64
 MAX_BODY_BYTES = 8 * 1024 * 1024  # Alertmanager sends whole groups; 8 MiB is thousands of alerts.
 RECEIVER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 STATUSES = ("firing", "resolved")
@@ -544,11 +551,34 @@ class SinkServer(ThreadingHTTPServer):
         store: Store,
         grafana_url: str = DEFAULT_GRAFANA_URL,
         token: str | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         self.store = store
         self.grafana_url = grafana_url.rstrip("/")
         self.token = token  # None: webhooks need no token (tests, a sink on loopback only)
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):  # the client may be gone already
+                request.sendall(BUSY)
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+_BUSY_BODY = b'{"error": "too many connections open"}'
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(_BUSY_BODY)
+) + _BUSY_BODY
 
 
 def default_data_dir() -> Path:
@@ -598,6 +628,12 @@ def main(argv: list[str] | None = None) -> int:
         help="file holding the bearer token webhooks must send (Alertmanager's http_config "
         f"credentials_file); default: ${TOKEN_FILE_ENV}, else no token is asked for",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_CONNECTIONS,
+        help="connections handled at once; more get 503 (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     configure_logging()
     token = None
@@ -617,7 +653,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         log.error("cannot write the data dir", extra={"fields": {"error": str(e)}})
         return 2
-    server = SinkServer((args.host, args.port), store, args.grafana_url, token)
+    server = SinkServer(
+        (args.host, args.port), store, args.grafana_url, token, args.max_connections
+    )
     host, port = str(server.server_address[0]), server.server_port
     log.info(
         "listening",

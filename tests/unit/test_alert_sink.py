@@ -430,3 +430,32 @@ def test_a_client_that_stops_sending_is_dropped(sink: Sink) -> None:
         assert conn.recv(1024) == b"", "the sink answered instead of dropping the connection"
         waited = time.monotonic() - started
     assert READ_TIMEOUT_S - 1 <= waited < READ_TIMEOUT_S + 15
+
+
+def test_connections_beyond_the_bound_get_503_at_once(tmp_path: Path) -> None:
+    """Slow clients cannot take a thread each without bound: beyond --max-connections the sink
+    answers 503 at once, and takes requests again as soon as a slot frees."""
+    s = start_sink(tmp_path / "data", "--max-connections", "2")
+    host, port = s.url.removeprefix("http://").split(":")
+    try:
+        held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(2)]
+        for conn in held:  # headers sent, the body never: each holds its slot
+            conn.sendall(b"POST /webhook/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        # A third: refused at once (a slot is taken once the server accepts, so wait for it).
+        r = wait_for_status(s, 503)
+        assert r.headers["Retry-After"] == "1" and "too many" in r.json()["error"]
+        for conn in held:
+            conn.close()
+        assert wait_for_status(s, 200).json()["status"] == "ok"
+    finally:
+        s.stop()
+
+
+def wait_for_status(s: Sink, status: int) -> httpx.Response:
+    deadline = time.monotonic() + 10
+    while True:
+        r = httpx.get(f"{s.url}/health", timeout=5)
+        if r.status_code == status or time.monotonic() > deadline:
+            assert r.status_code == status, r.text
+            return r
+        time.sleep(0.05)
