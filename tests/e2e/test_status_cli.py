@@ -15,7 +15,7 @@
   that starts after Alertmanager has AgentRestartLoop firing for Helix shows the alert and the
   three restarts, and so does the table. Ctrl-C (SIGINT) ends the watch with status 0.
 - Backends that cannot answer (a closed port, a URL that is not Alertmanager's API): one line on
-  stderr naming the backend, exit status 2, nothing on stdout, no traceback.
+  stderr naming the backend, exit status 1, nothing on stdout, no traceback.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def hand_columns(prom_url: str, at: float) -> dict[str, dict[str, Any]]:
         f"{prom_url}/api/v1/query",
         params={
             "query": f"sum by ({AGENT}, gen_ai_request_model, gen_ai_token_type) "
-            f"(increase(atalaia_genai_tokens_total[{today}]))",
+            f"(increase(atalaia_genai_tokens_total[{today}] anchored))",
             "time": at,
         },
         timeout=30,
@@ -491,7 +491,7 @@ def status_process(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
-def test_backend_that_cannot_answer_is_one_line_and_exit_2(native_stack) -> None:
+def test_backend_that_cannot_answer_is_one_line_and_exit_1(native_stack) -> None:
     urls = native_stack.urls
     nowhere = closed_port_url()
     prom, am = urls["prometheus"], urls["alertmanager"]
@@ -518,7 +518,7 @@ def test_backend_that_cannot_answer_is_one_line_and_exit_2(native_stack) -> None
 
     # --watch keeps refreshing: each refresh says what failed, and the last failure is exit 1.
     done = status_process("--watch", "--json", "--count", "2", "--interval", "0.1", *cases[0][0])
-    assert (done.returncode, done.stderr) == (2, ""), done
+    assert (done.returncode, done.stderr) == (1, ""), done
     frames = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(frames) == 2 and all(f["agents"] == [] for f in frames), frames
     for f in frames:
