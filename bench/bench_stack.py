@@ -398,7 +398,8 @@ def main() -> int:
 def write_doc(path: Path, host: dict[str, str], table: str) -> None:
     text = f"""# Benchmarks
 
-`make bench` measures two things: the library's overhead per LLM call (`bench/bench_llm_call.py`)
+`make bench` measures two things: the library's overhead per LLM call next to the raw SDK and the
+other instrumentation libraries (`bench/bench_library.py`, results in [library.md](library.md))
 and the native stack under load (`bench/bench_stack.py`, this page). Neither is part of `make
 test`. The stack bench starts its own native stack (collector, log and trace store, Prometheus,
 Alertmanager, alert sink; Loki, Tempo and Grafana exist only as images and are not measured) in a
