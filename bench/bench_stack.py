@@ -60,6 +60,30 @@ STEPS = (1000, 2500, 5000, 10000, 20000)  # offered items per second
 STEP_S = 10.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BY_SIGNAL = {"traces": "spans", "logs": "log records", "metrics": "metric points"}
+# What an LLM call span carries (docs/telemetry.md, "chat {gen_ai.request.model}"), so that the
+# pipeline's processors (limits, normalise, redaction) and the derived metrics have their work
+# to do, and what an agent's log record carries besides its message. gen_ai.agent.name is added
+# per item.
+LLM_CALL: list[otlp_raw.Attr] = [
+    ("gen_ai.operation.name", "chat"),
+    ("gen_ai.provider.name", "openai"),
+    ("gen_ai.request.model", "gpt-4o-mini"),
+    ("gen_ai.response.model", "gpt-4o-mini-2024-07-18"),
+    ("gen_ai.response.id", "chatcmpl-9f2c7e1b4d5a6c3e8b0a1f2d3c4b5a69"),
+    ("gen_ai.response.finish_reasons", "stop"),
+    ("gen_ai.usage.input_tokens", 812),
+    ("gen_ai.usage.output_tokens", 164),
+    ("gen_ai.usage.cache_read.input_tokens", 512),
+    ("gen_ai.conversation.id", "conv-6b1e4f0a-2d7c-4e9b-8a35-1c0f9d2e7b64"),
+    ("atalaia.department", "research"),
+    ("atalaia.llm.cost.usd", 0.000221),
+]
+LOG_ATTRS: list[otlp_raw.Attr] = [("atalaia.department", "research"), ("logger.name", "agent")]
+AGENTS = 10  # the throughput steps' spans and logs come from this many agent names
+# Agent names for the collector's memory per derived series: each makes three token series (input,
+# output, cache_read), and a derived metric keeps at most 5000 label sets (config.yaml).
+CAP_AGENTS = 1500
+
 # The agent tier, a second collector: its own ports (the native collector has 4317/4318/8888/13133).
 AGENT_OTLP_HTTP, AGENT_METRICS, AGENT_HEALTH = 5318, 8889, 13135
 
@@ -258,15 +282,16 @@ def loads(stack: NativeStack, store: Store) -> dict[str, Load]:
     self_metrics = (stack.urls["collector_metrics"],)
     millis = Millis()
 
+    def agent(i: int) -> otlp_raw.Attr:
+        return ("gen_ai.agent.name", f"bench-agent-{i % AGENTS}")
+
     def spans(tag: str, n: int) -> bytes:
-        return otlp_raw.traces_request(
-            "bench", [otlp_raw.span(f"{tag} {n}-{i}") for i in range(PER_REQUEST)]
-        )
+        items = [otlp_raw.span(f"{tag} {n}-{i}", [*LLM_CALL, agent(i)]) for i in range(PER_REQUEST)]
+        return otlp_raw.traces_request("bench", items)
 
     def logs(tag: str, n: int) -> bytes:
-        return otlp_raw.logs_request(
-            "bench", [otlp_raw.log(f"{tag} {n}-{i}") for i in range(PER_REQUEST)]
-        )
+        items = [otlp_raw.log(f"{tag} {n}-{i}", [*LOG_ATTRS, agent(i)]) for i in range(PER_REQUEST)]
+        return otlp_raw.logs_request("bench", items)
 
     def points(tag: str, n: int) -> bytes:
         series: list[list[otlp_raw.Attr]] = [[("tag", tag), ("i", i)] for i in range(PER_REQUEST)]
@@ -365,7 +390,7 @@ def prometheus_memory_per_series(
     return int(head_series() - before), rss_mb(pid) - rss_before
 
 
-def collector_memory_per_series(stack: NativeStack, agents: int = 2000) -> tuple[int, float]:
+def collector_memory_per_series(stack: NativeStack, agents: int = CAP_AGENTS) -> tuple[int, float]:
     """Chat spans (with token usage) from `agents` distinct gen_ai.agent.name values: each makes
     its own derived series (calls, duration, tokens; spanmetrics' calls and duration). Return
     how many derived series Prometheus received for them and how many MB the collector's RSS
@@ -376,15 +401,8 @@ def collector_memory_per_series(stack: NativeStack, agents: int = 2000) -> tuple
     def send(names: list[str]) -> None:
         with httpx.Client() as client:
             for lo in range(0, len(names), PER_REQUEST):
-                attrs: list[otlp_raw.Attr] = [
-                    ("gen_ai.operation.name", "chat"),
-                    ("gen_ai.provider.name", "openai"),
-                    ("gen_ai.request.model", "bench-model"),
-                    ("gen_ai.usage.input_tokens", 100),
-                    ("gen_ai.usage.output_tokens", 20),
-                ]
                 spans = [
-                    otlp_raw.span("chat bench-model", [*attrs, ("gen_ai.agent.name", name)])
+                    otlp_raw.span("chat gpt-4o-mini", [*LLM_CALL, ("gen_ai.agent.name", name)])
                     for name in names[lo : lo + PER_REQUEST]
                 ]
                 payload = otlp_raw.traces_request("bench", spans)
@@ -671,7 +689,8 @@ def main() -> int:
         derived, mb = collector_memory_per_series(stack)
         rows.append(
             (
-                f"collector RSS per derived series (b_stream; {derived} series of 2000 agents)",
+                f"collector RSS per derived series (b_stream; {derived} series,"
+                f" {CAP_AGENTS} agents)",
                 f"{mb * 2**20 / derived:.0f} B ({mb:.0f} MB more RSS)",
             )
         )
@@ -706,11 +725,14 @@ a floor for the stack, not its ceiling.
   {PER_REQUEST}); the highest step at which every request was answered 200, the collector
   refused and dropped nothing (`otelcol_receiver_refused_*`, `otelcol_exporter_send_failed_*`,
   `_enqueue_failed_*` unchanged), everything arrived, and at least 95 % of the offered rate went
-  out. Spans and log records arrive at the store's files (where Tempo and Loki would have them);
-  metric points in Prometheus: each step writes {PER_REQUEST} series of its own, one sample of
-  each per request, and `count_over_time` over them must equal the points acknowledged. "≥ N":
-  the stack took everything the generator (one Python process, on the same cores) could offer,
-  so its own ceiling is higher.
+  out. Spans are LLM calls with the 13 attributes the library's chat spans carry (operation,
+  provider, models, response id, token counts, conversation, department, cost, agent), log
+  records have a one-line message and three attributes, both from {AGENTS} agent names; metric
+  points are gauges with two labels. Spans and log records arrive at the store's files (where
+  Tempo and Loki would have them); metric points in Prometheus: each step writes {PER_REQUEST}
+  series of its own, one sample of each per request, and `count_over_time` over them must equal
+  the points acknowledged. "≥ N": the stack took everything the generator (one Python process,
+  on the same cores) could offer, so its own ceiling is higher.
 - **per collector CPU-second** (`s_core`, `l_core`, `p_core` in [scale.md](scale.md#capacity-math)):
   the items acknowledged at the best clean step divided by the CPU time (user + system, from
   `/proc/<pid>/stat`) the collector process used from the step's start until it was idle again
@@ -741,20 +763,22 @@ a floor for the stack, not its ceiling.
   fresh process, the earlier steps' garbage gone), one batch of series warms the path up, then
   new series are pushed as OTLP gauges through the collector (what agents do; the collector's
   limits, `otel-collector/limits.yaml`, cut only label values over 1 KiB and data points with
-  more than 32 attributes, which these are not), two samples each, in requests of 2000.
+  more than 32 attributes, which these are not), two samples each, in requests of 2000, seven
+  labels a series (name, job, service name and namespace, three of their own).
   `h_GiB` is the growth of `prometheus_tsdb_head_series` divided by the growth of Prometheus's
   RSS in GiB, 15 s after the last push. This is head memory (the last two hours, where every
   active series lives), with Go's garbage-collection headroom in it as in any RSS; series with
   many samples per chunk, more labels or longer label values take more.
 - **collector memory per derived series** (`b_stream`): the collector is restarted, one agent's
-  chat spans (with input and output token counts) warm the derived-metrics path up and say how
-  many series one agent makes, then one chat span from each of 2000 other agent names
-  (`gen_ai.agent.name`; 2000 stays under the 5000 label sets each derived metric may have):
-  `b_stream` is the growth of the collector's RSS divided by the derived series Prometheus
-  received for those agents (`count({{__name__=~"atalaia_.*", gen_ai_agent_name=~"..."}})`:
-  calls, duration buckets, tokens by type, spanmetrics' calls and duration buckets). Per label
-  set in the collector (one deltatocumulative entry per metric and label set) it is that times
-  the series per label set.
+  chat spans (the same LLM call spans) warm the derived-metrics path up and say how many series
+  one agent makes, then one chat span from each of {CAP_AGENTS} other agent names
+  (`gen_ai.agent.name`; with three token types each they stay under the 5000 label sets a
+  derived metric may have). `b_stream` is the growth of the collector's RSS divided by the
+  derived series Prometheus received for those agents
+  (`count({{__name__=~"atalaia_.*", gen_ai_agent_name=~"..."}})`: LLM calls, their duration
+  buckets, tokens by type, spanmetrics' calls and duration buckets), 20 s after the last of them
+  arrived. Per agent it is `b_stream` times the series one agent makes (the row's count divided
+  by the agents).
 
 ## Last run
 
