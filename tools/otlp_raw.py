@@ -165,9 +165,14 @@ def post(client: httpx.Client, otlp_http: str, signal: str, body: bytes) -> http
 
 
 def gauge_request(
-    service: str, metric: str, points: Sequence[Sequence[Attr]], value: float = 1.0
+    service: str,
+    metric: str,
+    points: Sequence[Sequence[Attr]],
+    value: float = 1.0,
+    time_ns: int | None = None,
 ) -> bytes:
-    """An ExportMetricsServiceRequest: one gauge, one data point per label set in `points`."""
+    """An ExportMetricsServiceRequest: one gauge, one data point per label set in `points`, all
+    at `time_ns` (default: now)."""
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
         ExportMetricsServiceRequest,
     )
@@ -179,7 +184,7 @@ def gauge_request(
         ScopeMetrics,
     )
 
-    now = time.time_ns()
+    now = time_ns or time.time_ns()
     dps = [
         NumberDataPoint(time_unix_nano=now, as_double=value, attributes=[kv(k, v) for k, v in p])
         for p in points

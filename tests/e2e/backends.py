@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -87,12 +88,14 @@ class Store:
     The store (otel-collector/native-store.yaml) listens where Loki's OTLP and Tempo's OTLP gRPC
     ingest would and writes each request it receives as one line of OTLP JSON, so this is exactly
     what compose's Loki and Tempo would have been given. Files are read incrementally: each call
-    parses only what was appended (or rotated out) since the last one.
+    parses only what was appended (or rotated out) since the last one. A file's offset is kept by
+    its inode, not its name: the store rotates by renaming the current file to <signal>-<time>.jsonl
+    (which then goes on from where it was read) and starting a new one (read from its start).
     """
 
     def __init__(self, directory: Path):
         self.directory = directory
-        self._offsets: dict[Path, int] = {}
+        self._offsets: dict[tuple[int, int], int] = {}  # (device, inode) -> bytes read
         self._spans: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._logs: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self._by_trace: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
@@ -111,13 +114,20 @@ class Store:
             files = sorted(self.directory.glob(f"{signal}-*.jsonl"))
             files.append(self.directory / f"{signal}.jsonl")
             for path in files:
-                if not path.exists():
+                try:
+                    fh = path.open("rb")
+                except FileNotFoundError:  # rotated away since the glob: read next time
                     continue
-                with path.open("rb") as fh:
-                    fh.seek(self._offsets.get(path, 0))
+                with fh:
+                    stat = os.fstat(fh.fileno())
+                    key = (stat.st_dev, stat.st_ino)
+                    offset = self._offsets.get(key, 0)
+                    if offset > stat.st_size:  # an inode of a deleted backup, reused
+                        offset = 0
+                    fh.seek(offset)
                     data = fh.read()
                 end = data.rfind(b"\n") + 1  # a line still being written waits for next time
-                self._offsets[path] = self._offsets.get(path, 0) + end
+                self._offsets[key] = offset + end
                 for line in data[:end].splitlines():
                     if line.strip():
                         sink.extend(_records(json.loads(line)))
