@@ -322,11 +322,19 @@ def test_status_table_and_json(native_stack, fleet_run: FleetRun, capsys) -> Non
         print(f"\none refresh (10 queries + 1 Alertmanager call) took {took:.2f}s\n{out}")
 
 
+SIGINT_AS_A_TERMINAL = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'atalaia'; runpy.run_module('atalaia_ops.cli', run_name='__main__')"
+)
+
+
 class Watch:
     """`atalaia status --watch --json` as a user's process; collects each refresh's document."""
 
     def __init__(self, urls: dict[str, str]) -> None:
-        command = [sys.executable, "-m", "atalaia_ops.cli", "status", "--watch", "--json"]
+        # Ctrl-C as a terminal delivers it: a test run started from a non-interactive shell's
+        # background job inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
+        command = [sys.executable, "-c", SIGINT_AS_A_TERMINAL, "status", "--watch", "--json"]
         argv = [*command, "--interval", str(INTERVAL_S), *backend_args(urls)]
         self.proc = subprocess.Popen(
             argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
