@@ -46,6 +46,7 @@ from atalaia.prices import (
     PriceFileError,
     PriceTable,
 )
+from atalaia_ops.generated import check_generated
 
 # Written into the checkout the generator is run from (its root).
 RULES_PATH = Path("prometheus") / "rules" / "cost.yml"
@@ -296,14 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.check:
-        current = args.out.read_text() if args.out.exists() else ""
-        if current != text:
-            print(
-                f"{args.out} is out of date: run `python -m atalaia_ops.cost generate`",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+        return check_generated(args.out, text, "python -m atalaia_ops.cost generate")
     args.out.write_text(text)
     print(f"wrote {args.out}")
     return 0

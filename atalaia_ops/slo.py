@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from atalaia_ops.cost import cost_usd
+from atalaia_ops.generated import check_generated
 
 # The spec ships with the package (in a checkout, a link to prometheus/slos.yaml, its one copy);
 # `--spec` reads another. The generator writes into the checkout it is run from.
@@ -360,14 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.check:
-        current = args.out.read_text() if args.out.exists() else ""
-        if current != text:
-            print(
-                f"{args.out} is out of date: run `python -m atalaia_ops.slo generate`",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
+        return check_generated(args.out, text, "python -m atalaia_ops.slo generate")
     args.out.write_text(text)
     print(f"wrote {args.out}")
     return 0

@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from atalaia.prices import MATCH_DEPTH, SEPARATORS, PriceFileError, PriceTable, _parse, normalise
+from atalaia_ops.generated import check_generated
 from tools.upstream import REPO
 
 PACKAGE = "genai-prices"
@@ -397,13 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.check:
-        current = args.out.read_text() if args.out.exists() else ""
-        if current != text:
-            print(
-                f"{args.out} is out of date: run `python -m tools.prices refresh`", file=sys.stderr
-            )
-            return 1
-        return 0
+        return check_generated(args.out, text, "python -m tools.prices refresh")
     args.out.write_text(text)
     names = sum(len(p.names) for p in table)
     print(
